@@ -1,0 +1,227 @@
+//! A run: every control observed and planned first, then (apply only) changed in a fixed order and
+//! verified by observing again. A failed control does not stop the others.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use tracing::{debug, info, warn};
+
+use crate::controls::{Action, Disposition, Outcome, Plan, Step};
+use crate::host::Host;
+use crate::policy::Policy;
+use crate::report::{ControlReport, Mode, Status};
+
+const LOCK_PATH: &str = "/run/flatcar-harden.lock";
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// Holds the run lock until dropped.
+pub struct RunLock {
+    _lock: Flock<File>,
+}
+
+/// One run at a time per machine: `flock` on `/run/flatcar-harden.lock` (on an unprivileged run,
+/// which cannot write `/run`, the user's runtime directory).
+pub fn lock() -> Result<RunLock, String> {
+    let path = match File::options().create(true).append(true).open(LOCK_PATH) {
+        Ok(_) => PathBuf::from(LOCK_PATH),
+        Err(_) => std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!("flatcar-harden-{}.lock", nix::unistd::geteuid())),
+    };
+    let mut file = File::options()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+    let started = Instant::now();
+    let mut told = false;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                debug!("holding {}", path.display());
+                return Ok(RunLock { _lock: lock });
+            }
+            Err((back, Errno::EWOULDBLOCK)) if started.elapsed() < LOCK_WAIT => {
+                file = back;
+                if !told {
+                    info!("waiting for another flatcar-harden run to finish ({})", path.display());
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(format!(
+                    "another flatcar-harden run has held {} for {}s; is one stuck?",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                ))
+            }
+            Err((_, e)) => return Err(format!("cannot lock {}: {e}", path.display())),
+        }
+    }
+}
+
+/// Runs `steps` in `mode`; `on_report` sees each control's report as soon as it is known.
+pub fn run(
+    host: &Host,
+    policy: &Policy,
+    steps: &[Box<dyn Step>],
+    mode: Mode,
+    on_report: &mut dyn FnMut(ControlReport),
+) {
+    // Observe and plan everything before the first write.
+    let plans: Vec<(Result<Plan, String>, Duration)> = steps
+        .iter()
+        .map(|step| {
+            let started = Instant::now();
+            let plan = step.assess(host).map_err(|e| e.to_string());
+            (plan, started.elapsed())
+        })
+        .collect();
+
+    for (step, (plan, observed_in)) in steps.iter().zip(plans) {
+        let started = Instant::now();
+        let mut report = match plan {
+            Err(error) => failed(step.as_ref(), format!("cannot observe: {error}")),
+            Ok(plan) => match mode {
+                Mode::Check | Mode::DryRun => report_plan(host, policy, step.as_ref(), plan, mode),
+                Mode::Apply => apply(host, policy, step.as_ref(), plan),
+            },
+        };
+        let took = observed_in + started.elapsed();
+        report.duration_ms = took.as_millis() as u64;
+        debug!(control = step.id(), status = report.status.as_str(), "took {took:?}");
+        on_report(report);
+    }
+}
+
+fn base(step: &dyn Step, status: Status, summary: String) -> ControlReport {
+    ControlReport {
+        id: step.id(),
+        title: step.title(),
+        status,
+        summary,
+        changes: Vec::new(),
+        notes: Vec::new(),
+        duration_ms: 0,
+    }
+}
+
+fn failed(step: &dyn Step, summary: String) -> ControlReport {
+    warn!("{}: {summary}", step.id());
+    base(step, Status::Failed, summary)
+}
+
+/// Status of a plan with nothing (left) to do.
+fn settled(step: &dyn Step, plan: &Plan) -> ControlReport {
+    let status = match plan.disposition {
+        Disposition::Unmanaged | Disposition::NotImplemented => Status::Skipped,
+        Disposition::NotApplicable => Status::NotApplicable,
+        Disposition::Managed if !plan.problems.is_empty() => Status::Failed,
+        Disposition::Managed if !plan.pending.is_empty() => Status::PendingReboot,
+        Disposition::Managed => Status::Compliant,
+    };
+    let mut report = base(step, status, plan.summary.clone());
+    report.notes.extend(plan.problems.iter().cloned());
+    report.notes.extend(plan.pending.iter().cloned());
+    report
+}
+
+/// The lockout guard: a change that can cut remote access, on the live host, over SSH, without
+/// the policy's acknowledgment, is refused. At boot (no SSH) the policy is applied as written.
+fn lockout(host: &Host, policy: &Policy, step: &dyn Step) -> Option<String> {
+    let over_ssh = host.session.over_ssh.as_ref()?;
+    if !host.is_live() || policy.safety.allow_remote_lockout {
+        return None;
+    }
+    let loss = step.lockout_risk(&host.session)?;
+    Some(format!(
+        "refused: this run comes over SSH ({over_ssh}) and {loss}. Make sure the console works, \
+         then set `allow_remote_lockout = true` in [safety] to go ahead"
+    ))
+}
+
+fn report_plan(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan, mode: Mode) -> ControlReport {
+    if plan.actions.is_empty() {
+        return settled(step, &plan);
+    }
+    let mut report = settled(step, &plan);
+    if report.status != Status::Failed {
+        report.status = Status::WouldChange;
+    }
+    report.changes = plan.actions.iter().map(Action::change).collect();
+    if let Some(refusal) = lockout(host, policy, step) {
+        let note = if mode == Mode::DryRun {
+            format!("apply would refuse this: {refusal}")
+        } else {
+            refusal
+        };
+        report.notes.push(note);
+    }
+    report
+}
+
+fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlReport {
+    if plan.actions.is_empty() {
+        return settled(step, &plan);
+    }
+    if let Some(refusal) = lockout(host, policy, step) {
+        let mut report = failed(step, refusal);
+        report.changes = plan.actions.iter().map(Action::change).collect();
+        return report;
+    }
+    info!("{}: {}", step.id(), plan.summary);
+    let changes = plan.actions.iter().map(Action::change).collect();
+    let outcomes = match step.apply(host, &plan) {
+        Ok(outcomes) => outcomes,
+        Err(error) => return failed(step, error.to_string()),
+    };
+    let pending: Vec<String> = outcomes
+        .into_iter()
+        .filter_map(|o| match o {
+            Outcome::Pending(why) => Some(why),
+            Outcome::Done => None,
+        })
+        .collect();
+
+    // Verify: observe again; only what could not take effect before a reboot may remain.
+    let after = match step.assess(host) {
+        Ok(after) => after,
+        Err(error) => return failed(step, format!("applied, but cannot verify: {error}")),
+    };
+    let unverified: Vec<String> = after
+        .actions
+        .iter()
+        .filter(|action| match action {
+            // An in-use module stays loaded; that is the pending part, not a failure.
+            Action::UnloadModule(module) => !pending.iter().any(|p| p.starts_with(module.as_str())),
+            Action::WriteFile(_) => true,
+        })
+        .map(|action| {
+            let change = action.change();
+            format!("{} {}", change.kind, change.path.or(change.target).unwrap_or_default())
+        })
+        .collect();
+    let mut report = if !unverified.is_empty() {
+        failed(
+            step,
+            format!("applied, but the host still differs: {}", unverified.join(", ")),
+        )
+    } else if !after.problems.is_empty() {
+        let mut report = base(step, Status::Failed, plan.summary.clone());
+        report.notes.extend(after.problems.iter().cloned());
+        report
+    } else if !pending.is_empty() || !after.pending.is_empty() {
+        base(step, Status::PendingReboot, plan.summary.clone())
+    } else {
+        base(step, Status::Changed, plan.summary.clone())
+    };
+    report.changes = changes;
+    report.notes.extend(pending);
+    report.notes.extend(after.pending.iter().cloned());
+    report
+}

@@ -1,0 +1,63 @@
+//! The shadow-utils lock around `/etc/passwd` edits.
+//!
+//! `lckpwdf(3)` takes a write lock (`fcntl F_SETLKW`) on `/etc/.pwd.lock`; `useradd`, `usermod`,
+//! `chsh`, `passwd` and systemd-sysusers all do. Holding the same lock while we re-read and replace
+//! `/etc/passwd` means no concurrent edit is lost.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, openat2, FcntlArg, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+
+use super::{Host, HostError};
+
+const LOCK_FILE: &str = "/etc/.pwd.lock";
+/// glibc's `lckpwdf` gives up after 15 seconds.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Held while `/etc/passwd` is being edited; released on drop (closing the descriptor).
+pub struct PasswdLock {
+    _fd: OwnedFd,
+}
+
+impl Host {
+    pub fn lock_passwd(&self) -> Result<PasswdLock, HostError> {
+        let root = std::fs::File::open(self.root())
+            .map_err(|e| HostError::io("open root directory", self.root().display(), e))?;
+        let how = OpenHow::new()
+            .flags(OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .mode(Mode::from_bits_truncate(0o600))
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let raw = openat2(root.as_raw_fd(), Path::new("etc/.pwd.lock"), how)
+            .map_err(|e| HostError::io("open", LOCK_FILE, e))?;
+        // SAFETY: `openat2` returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let lock = nix::libc::flock {
+            l_type: nix::libc::F_WRLCK as nix::libc::c_short,
+            l_whence: nix::libc::SEEK_SET as nix::libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        let started = Instant::now();
+        loop {
+            match fcntl(fd.as_raw_fd(), FcntlArg::F_SETLK(&lock)) {
+                Ok(_) => return Ok(PasswdLock { _fd: fd }),
+                Err(Errno::EACCES) | Err(Errno::EAGAIN) if started.elapsed() < LOCK_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(Errno::EACCES) | Err(Errno::EAGAIN) => {
+                    return Err(HostError::Refused(format!(
+                        "{LOCK_FILE} is locked by another program (useradd, passwd, …) for more \
+                         than {}s; try again when it is done",
+                        LOCK_TIMEOUT.as_secs()
+                    )))
+                }
+                Err(e) => return Err(HostError::io("lock", LOCK_FILE, e)),
+            }
+        }
+    }
+}

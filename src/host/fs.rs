@@ -1,0 +1,314 @@
+//! The filesystem under the target root.
+//!
+//! Every path a control names is an absolute path *inside* the root (`/etc/passwd`), whether the root
+//! is the running host (`/`) or an image being built (`--root /mnt/image`). Paths are resolved with
+//! `openat2(RESOLVE_IN_ROOT)`, so a symlink in the image (`/etc/sudo.conf -> /usr/share/...`) resolves
+//! inside the image and can never lead out of it, and `..` cannot climb above the root.
+//!
+//! Writes are atomic: a temporary file in the same directory gets the content, mode and owner, is
+//! fsynced, renamed over the target, and the directory is fsynced. The rename replaces the final path
+//! component itself, so a symlink there is replaced, never written through.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, renameat, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode, SFlag};
+use nix::unistd::{fchown, fsync, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use super::HostError;
+
+/// What kind of object a path names (without following a final symlink).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// The metadata the controls compare against the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: FileKind,
+    /// Permission bits only (`0o7777` mask).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Owner of a file the agent writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Final state of a file the agent writes: content, mode and owner, all set before the rename.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub owner: Owner,
+    /// Mode for parent directories that do not exist yet (`/etc/sudoers.d` is 0750).
+    pub parent_mode: u32,
+}
+
+/// The filesystem below one root directory.
+pub struct RootFs {
+    root: PathBuf,
+    root_fd: OwnedFd,
+}
+
+static TEMP_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl RootFs {
+    pub fn open(root: &Path) -> Result<Self, HostError> {
+        let fd = nix::fcntl::open(
+            root,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| HostError::io("open root directory", root.display(), e))?;
+        // SAFETY: `open` returned a fresh descriptor that nothing else owns.
+        let root_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(RootFs {
+            root: root.to_path_buf(),
+            root_fd,
+        })
+    }
+
+    /// The root directory as given on the command line.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `openat2` below the root; symlinks are followed but stay inside it.
+    fn open_in_root(&self, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = openat2(self.root_fd.as_raw_fd(), relative(path), how)?;
+        // SAFETY: `openat2` returned a fresh descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// The directory holding `path`, opened, and the final component's name.
+    fn open_parent<'p>(&self, path: &'p Path) -> Result<Option<(OwnedFd, &'p OsStr)>, HostError> {
+        let (parent, name) = split(path)?;
+        match self.open_in_root(parent, OFlag::O_DIRECTORY | OFlag::O_PATH) {
+            Ok(fd) => Ok(Some((fd, name))),
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(None),
+            Err(e) => Err(HostError::io("open directory", parent.display(), e)),
+        }
+    }
+
+    /// Reads a whole file, following symlinks inside the root. `None` if it does not exist.
+    pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, HostError> {
+        let fd = match self.open_in_root(path, OFlag::O_RDONLY) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(None),
+            Err(e) => return Err(HostError::io("open", path.display(), e)),
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::from(fd)
+            .read_to_end(&mut bytes)
+            .map_err(|e| HostError::io("read", path.display(), e))?;
+        Ok(Some(bytes))
+    }
+
+    /// Reads a text file; content that is not UTF-8 is an error naming the file.
+    pub fn read_text(&self, path: &Path) -> Result<Option<String>, HostError> {
+        match self.read(path)? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| HostError::Invalid {
+                path: path.display().to_string(),
+                reason: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            }),
+        }
+    }
+
+    /// Metadata of `path` itself (a final symlink is not followed). `None` if it does not exist.
+    pub fn lstat(&self, path: &Path) -> Result<Option<Metadata>, HostError> {
+        let Some((dir, name)) = self.open_parent(path)? else {
+            return Ok(None);
+        };
+        match fstatat(
+            Some(dir.as_raw_fd()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW | nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        ) {
+            Ok(st) => Ok(Some(metadata(&st))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(HostError::io("stat", path.display(), e)),
+        }
+    }
+
+    /// Metadata of what `path` names after following symlinks inside the root.
+    pub fn stat(&self, path: &Path) -> Result<Option<Metadata>, HostError> {
+        match self.open_in_root(path, OFlag::O_PATH) {
+            Ok(fd) => {
+                let st = nix::sys::stat::fstat(fd.as_raw_fd())
+                    .map_err(|e| HostError::io("stat", path.display(), e))?;
+                Ok(Some(metadata(&st)))
+            }
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(None),
+            Err(e) => Err(HostError::io("stat", path.display(), e)),
+        }
+    }
+
+    /// Names in a directory, sorted bytewise (the order sudo, kmod and systemd use). Empty if the
+    /// directory does not exist.
+    pub fn list_dir(&self, path: &Path) -> Result<Vec<String>, HostError> {
+        let fd = match self.open_in_root(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(Vec::new()),
+            Err(e) => return Err(HostError::io("open directory", path.display(), e)),
+        };
+        let dir = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(fd))
+            .map_err(|e| HostError::io("read directory", path.display(), e))?;
+        let mut names: Vec<String> = dir
+            .into_iter()
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| entry.file_name().to_str().ok().map(str::to_owned))
+            .filter(|name| name != "." && name != "..")
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Writes `spec` to `path` atomically. `check` runs on the complete temporary file (by its real
+    /// path on the host) before the rename; an error from it leaves the target untouched.
+    pub fn write_atomic(
+        &self,
+        path: &Path,
+        spec: &FileSpec,
+        check: &dyn Fn(&Path) -> Result<(), HostError>,
+    ) -> Result<(), HostError> {
+        let (parent, name) = split(path)?;
+        let dir = self.create_dir_all(parent, spec.parent_mode)?;
+        let temp_name = format!(
+            ".{}.fh-{}-{}",
+            name.to_string_lossy(),
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let shown = path.display();
+        let fd = openat(
+            Some(dir.as_raw_fd()),
+            temp_name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| HostError::io("create temporary file beside", &shown, e))?;
+        // SAFETY: `openat` returned a fresh descriptor that nothing else owns.
+        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let result = (|| {
+            file.write_all(&spec.content)
+                .map_err(|e| HostError::io("write", &shown, e))?;
+            fchown(
+                file.as_raw_fd(),
+                Some(Uid::from_raw(spec.owner.uid)),
+                Some(Gid::from_raw(spec.owner.gid)),
+            )
+            .map_err(|e| HostError::io("set owner of", &shown, e))?;
+            fchmod(file.as_raw_fd(), Mode::from_bits_truncate(spec.mode))
+                .map_err(|e| HostError::io("set mode of", &shown, e))?;
+            file.sync_all()
+                .map_err(|e| HostError::io("fsync", &shown, e))?;
+            check(&real_path(&dir)?.join(&temp_name))?;
+            renameat(Some(dir.as_raw_fd()), temp_name.as_str(), Some(dir.as_raw_fd()), name)
+                .map_err(|e| HostError::io("rename into place", &shown, e))?;
+            fsync(dir.as_raw_fd())
+                .map_err(|e| HostError::io("fsync directory of", &shown, e))
+        })();
+        if result.is_err() {
+            let _ = unlinkat(Some(dir.as_raw_fd()), temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
+    /// Opens `path` as a directory (readable, so it can be fsynced), creating missing components
+    /// with `mode`.
+    fn create_dir_all(&self, path: &Path, mode: u32) -> Result<OwnedFd, HostError> {
+        match self.open_in_root(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(HostError::io("open directory", path.display(), e)),
+        }
+        let (parent, name) = split(path)?;
+        let parent_fd = self.create_dir_all(parent, 0o755)?;
+        match mkdirat(Some(parent_fd.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(HostError::io("create directory", path.display(), e)),
+        }
+        // mkdir applies the umask; the directory gets exactly the mode the system expects.
+        let created = self
+            .open_in_root(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
+            .map_err(|e| HostError::io("open directory", path.display(), e))?;
+        fchmod(created.as_raw_fd(), Mode::from_bits_truncate(mode))
+            .map_err(|e| HostError::io("set mode of", path.display(), e))?;
+        Ok(created)
+    }
+}
+
+/// Where a descriptor really points on the host (via `/proc/self/fd`).
+fn real_path(fd: &OwnedFd) -> Result<PathBuf, HostError> {
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    std::fs::read_link(&link).map_err(|e| HostError::io("resolve", link, e))
+}
+
+fn metadata(st: &nix::sys::stat::FileStat) -> Metadata {
+    let format = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    let kind = match format {
+        SFlag::S_IFREG => FileKind::Regular,
+        SFlag::S_IFDIR => FileKind::Directory,
+        SFlag::S_IFLNK => FileKind::Symlink,
+        _ => FileKind::Other,
+    };
+    Metadata {
+        kind,
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+    }
+}
+
+/// `/etc/passwd` → `etc/passwd`; openat2 resolves it below the root either way, but a relative
+/// path keeps the intent obvious.
+fn relative(path: &Path) -> &Path {
+    let stripped = path.strip_prefix("/").unwrap_or(path);
+    if stripped.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        stripped
+    }
+}
+
+/// Splits an absolute in-root path into its directory and final name.
+fn split(path: &Path) -> Result<(&Path, &OsStr), HostError> {
+    match (path.parent(), path.components().next_back()) {
+        (Some(parent), Some(Component::Normal(name))) => Ok((parent, name)),
+        _ => Err(HostError::Invalid {
+            path: path.display().to_string(),
+            reason: "not a path to a file".into(),
+        }),
+    }
+}
+
+impl RootFs {
+    /// Removes a file (used to roll back a write that turned out to break the configuration).
+    pub fn remove(&self, path: &Path) -> Result<(), HostError> {
+        let Some((dir, name)) = self.open_parent(path)? else {
+            return Ok(());
+        };
+        match unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(HostError::io("remove", path.display(), e)),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The host boundary: everything the controls read or change goes through here, so the controls
+//! read like the hardening guide and the same code serves a running host (`--root /`) and an image
+//! being built (`--root /mnt/image`).
+
+pub mod accounts;
+pub mod fs;
+pub mod kmod;
+pub mod session;
+pub mod sudo;
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+use fs::{Owner, RootFs};
+use session::Session;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl HostError {
+    pub fn io(op: &'static str, path: impl Display, source: impl Into<std::io::Error>) -> Self {
+        HostError::Io {
+            op,
+            path: path.to_string(),
+            source: source.into(),
+        }
+    }
+}
+
+/// The machine a run works on.
+pub struct Host {
+    pub fs: RootFs,
+    /// The root is the running system: runtime state (loaded modules, sysfs, systemd) is this
+    /// host's and can be changed now. Otherwise it is an image and only files are written.
+    live: bool,
+    owner: Owner,
+    pub session: Session,
+}
+
+impl Host {
+    pub fn open(root: &Path) -> Result<Host, HostError> {
+        let canonical = std::fs::canonicalize(root)
+            .map_err(|e| HostError::io("open root directory", root.display(), e))?;
+        let fs = RootFs::open(&canonical)?;
+        let live = canonical == Path::new("/");
+        let euid = nix::unistd::geteuid();
+        let owner = if euid.is_root() {
+            Owner { uid: 0, gid: 0 }
+        } else {
+            // Unprivileged runs can only write into a root of their own (a test tree, a demo); the
+            // files then belong to the invoking user, and owner checks compare against that user.
+            Owner {
+                uid: euid.as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+            }
+        };
+        Ok(Host {
+            fs,
+            live,
+            owner,
+            session: Session::detect(),
+        })
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    pub fn root(&self) -> &Path {
+        self.fs.root()
+    }
+
+    /// Owner of every file the agent writes: root, or the invoking user on an unprivileged run.
+    pub fn file_owner(&self) -> Owner {
+        self.owner
+    }
+
+    /// Where a host-side program (visudo) lives: inside the root on a live host, on the build
+    /// machine's PATH for an image (the image's binaries are not ours to run).
+    pub fn program(&self, name: &str) -> Option<PathBuf> {
+        let dirs: Vec<PathBuf> = if self.live {
+            ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        } else {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
+                .collect()
+        };
+        dirs.into_iter()
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    }
+}
