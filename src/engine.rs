@@ -48,7 +48,10 @@ pub fn lock() -> Result<RunLock, String> {
             Err((back, Errno::EWOULDBLOCK)) if started.elapsed() < LOCK_WAIT => {
                 file = back;
                 if !told {
-                    info!("waiting for another flatcar-harden run to finish ({})", path.display());
+                    info!(
+                        "waiting for another flatcar-harden run to finish ({})",
+                        path.display()
+                    );
                     told = true;
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -94,7 +97,11 @@ pub fn run(
         };
         let took = observed_in + started.elapsed();
         report.duration_ms = took.as_millis() as u64;
-        debug!(control = step.id(), status = report.status.as_str(), "took {took:?}");
+        debug!(
+            control = step.id(),
+            status = report.status.as_str(),
+            "took {took:?}"
+        );
         on_report(report);
     }
 }
@@ -145,7 +152,13 @@ fn lockout(host: &Host, policy: &Policy, step: &dyn Step) -> Option<String> {
     ))
 }
 
-fn report_plan(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan, mode: Mode) -> ControlReport {
+fn report_plan(
+    host: &Host,
+    policy: &Policy,
+    step: &dyn Step,
+    plan: Plan,
+    mode: Mode,
+) -> ControlReport {
     if plan.actions.is_empty() {
         return settled(step, &plan);
     }
@@ -203,13 +216,20 @@ fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlRe
         })
         .map(|action| {
             let change = action.change();
-            format!("{} {}", change.kind, change.path.or(change.target).unwrap_or_default())
+            format!(
+                "{} {}",
+                change.kind,
+                change.path.or(change.target).unwrap_or_default()
+            )
         })
         .collect();
     let mut report = if !unverified.is_empty() {
         failed(
             step,
-            format!("applied, but the host still differs: {}", unverified.join(", ")),
+            format!(
+                "applied, but the host still differs: {}",
+                unverified.join(", ")
+            ),
         )
     } else if !after.problems.is_empty() {
         let mut report = base(step, Status::Failed, plan.summary.clone());

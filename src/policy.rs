@@ -143,10 +143,7 @@ impl Default for UsbStorage {
     fn default() -> Self {
         UsbStorage {
             state: UsbStorageState::Denied,
-            modules: vec![
-                ModuleName("usb-storage".into()),
-                ModuleName("uas".into()),
-            ],
+            modules: vec![ModuleName("usb-storage".into()), ModuleName("uas".into())],
             method: DenyMethod::InstallAndBlacklist,
             file: ModprobeFile(PathBuf::from("/etc/modprobe.d/blacklist.conf")),
         }
@@ -368,8 +365,8 @@ impl<'de> Deserialize<'de> for SudoersMode {
                 SudoersMode::check(mode).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SudoersMode, E> {
-                let mode = u32::try_from(v)
-                    .map_err(|_| E::custom(format!("{v} is not a file mode")))?;
+                let mode =
+                    u32::try_from(v).map_err(|_| E::custom(format!("{v} is not a file mode")))?;
                 SudoersMode::check(mode).map_err(E::custom)
             }
         }
@@ -440,15 +437,14 @@ pub fn load(fs: &RootFs, explicit: Option<&Path>) -> Result<Loaded, PolicyError>
         sources.push(path);
     }
     // Every file passed on its own; their merge can only combine valid keys and values.
-    let policy = Policy::deserialize(toml::Value::Table(merged)).map_err(|e| {
-        PolicyError::Invalid {
+    let policy =
+        Policy::deserialize(toml::Value::Table(merged)).map_err(|e| PolicyError::Invalid {
             path: "merged policy".into(),
             line: 0,
             column: 0,
             message: e.to_string(),
             snippet: String::new(),
-        }
-    })?;
+        })?;
     Ok(Loaded { policy, sources })
 }
 
@@ -471,7 +467,7 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Result<toml::Table, PolicyError> 
             path: path.to_owned(),
             line,
             column,
-            message: explain(text, offset, e.message()),
+            message: explain(text, offset, &e.message().trim().replace('\n', ": ")),
             snippet: snippet(text, line, column),
         }
     };
@@ -484,7 +480,9 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Result<toml::Table, PolicyError> 
 fn merge(into: &mut toml::Table, from: toml::Table) {
     for (key, value) in from {
         match (into.get_mut(&key), value) {
-            (Some(toml::Value::Table(existing)), toml::Value::Table(table)) => merge(existing, table),
+            (Some(toml::Value::Table(existing)), toml::Value::Table(table)) => {
+                merge(existing, table)
+            }
             (_, value) => {
                 into.insert(key, value);
             }
@@ -495,8 +493,14 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
 fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
     let before = &bytes[..offset.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -632,7 +636,9 @@ mod tests {
     use super::*;
 
     fn error(text: &str) -> String {
-        parse_file("p.toml", text.as_bytes()).unwrap_err().to_string()
+        parse_file("p.toml", text.as_bytes())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -640,20 +646,30 @@ mod tests {
         let msg = error("[smt]\nmod = \"off\"\n");
         assert!(msg.contains("line 2, column 1"), "{msg}");
         assert!(msg.contains("unknown key `smt.mod`"), "{msg}");
-        assert!(msg.contains("did you mean `state`?") || msg.contains("allowed: `state`"), "{msg}");
+        assert!(
+            msg.contains("did you mean `state`?") || msg.contains("allowed: `state`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unknown_value_lists_allowed() {
         let msg = error("[selinux]\nstate = \"enforce\"\n");
-        assert!(msg.contains("`enforce` is not a value of `selinux.state`"), "{msg}");
+        assert!(
+            msg.contains("`enforce` is not a value of `selinux.state`"),
+            "{msg}"
+        );
         assert!(msg.contains("did you mean `enforcing`?"), "{msg}");
     }
 
     #[test]
     fn merge_is_key_by_key() {
-        let mut base: toml::Table = toml::from_str("[usb-storage]\nstate = \"unmanaged\"\nmodules = [\"a\"]\n").unwrap();
-        merge(&mut base, toml::from_str("[usb-storage]\nmodules = [\"b\"]\n").unwrap());
+        let mut base: toml::Table =
+            toml::from_str("[usb-storage]\nstate = \"unmanaged\"\nmodules = [\"a\"]\n").unwrap();
+        merge(
+            &mut base,
+            toml::from_str("[usb-storage]\nmodules = [\"b\"]\n").unwrap(),
+        );
         let policy = Policy::deserialize(toml::Value::Table(base)).unwrap();
         assert_eq!(policy.usb_storage.state, UsbStorageState::Unmanaged);
         assert_eq!(policy.usb_storage.modules, vec![ModuleName("b".into())]);

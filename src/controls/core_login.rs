@@ -8,7 +8,9 @@
 
 use std::path::Path;
 
-use super::{execute, Action, Control, ControlError, Disposition, FileWrite, Outcome, Plan, Validation};
+use super::{
+    execute, Action, Control, ControlError, Disposition, FileWrite, Outcome, Plan, Validation,
+};
 use crate::host::fs::{FileSpec, Owner};
 use crate::host::session::Session;
 use crate::host::Host;
@@ -84,10 +86,17 @@ impl Control for CoreLogin {
                     )));
                 }
                 if NOLOGIN_SHELLS.contains(&fields[6]) {
-                    return Ok(Plan::managed(format!("core's login shell is {}", fields[6])));
+                    return Ok(Plan::managed(format!(
+                        "core's login shell is {}",
+                        fields[6]
+                    )));
                 }
                 let shell_at = start + line.len() - fields[6].len();
-                format!("{}{NOLOGIN}{}", &passwd[..shell_at], &passwd[start + line.len()..])
+                format!(
+                    "{}{NOLOGIN}{}",
+                    &passwd[..shell_at],
+                    &passwd[start + line.len()..]
+                )
             }
             None => match &state.baselayout_line {
                 Some(line) => {
@@ -95,7 +104,11 @@ impl Control for CoreLogin {
                     if let Some(shell) = fields.get_mut(6) {
                         *shell = NOLOGIN;
                     }
-                    let separator = if passwd.is_empty() || passwd.ends_with('\n') { "" } else { "\n" };
+                    let separator = if passwd.is_empty() || passwd.ends_with('\n') {
+                        ""
+                    } else {
+                        "\n"
+                    };
                     format!("{passwd}{separator}{}\n", fields.join(":"))
                 }
                 None => {
@@ -113,8 +126,10 @@ impl Control for CoreLogin {
             parent_mode: 0o755,
         };
         let mut plan = Plan::managed(format!("core can log in; set its shell to {NOLOGIN}"));
-        plan.actions
-            .extend(FileWrite::plan(host, Path::new(PASSWD), spec, Validation::None)?.map(Action::WriteFile));
+        plan.actions.extend(
+            FileWrite::plan(host, Path::new(PASSWD), spec, Validation::None)?
+                .map(Action::WriteFile),
+        );
         Ok(plan)
     }
 

@@ -15,7 +15,8 @@ use crate::host::Host;
 use crate::policy::{self, CoreSudoState};
 
 const DROPIN: &str = "/etc/sudoers.d/core-passwd";
-const CONTENT: &str = "# Written by flatcar-harden (core-sudo): core must give a password to use sudo.\n\
+const CONTENT: &str =
+    "# Written by flatcar-harden (core-sudo): core must give a password to use sudo.\n\
                        # core has no password on Flatcar, so this takes sudo away from core.\n\
                        core ALL=(ALL) ALL\n";
 /// sudo wants its include directory private to root.

@@ -175,7 +175,10 @@ impl Config {
 
 /// The sudoers file sudo.conf names (Flatcar: `/usr/share/baselayout/sudoers`), else /etc/sudoers.
 fn sudoers_file(host: &Host) -> Result<PathBuf, HostError> {
-    let conf = host.fs.read_text(Path::new("/etc/sudo.conf"))?.unwrap_or_default();
+    let conf = host
+        .fs
+        .read_text(Path::new("/etc/sudo.conf"))?
+        .unwrap_or_default();
     let named = conf
         .lines()
         .map(str::trim)
@@ -344,7 +347,10 @@ mod tests {
             name: "core".into(),
             uid: Some(500),
             gids: [500, 10, 233].into(),
-            groups: ["core", "wheel", "docker"].iter().map(|s| s.to_string()).collect(),
+            groups: ["core", "wheel", "docker"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 
@@ -377,14 +383,18 @@ mod tests {
         assert_eq!(lines, vec![1, 2, 4, 6]);
         assert!(found[0].nopasswd);
         assert!(!found[1].nopasswd);
-        assert!(!found[2].nopasswd, "PASSWD: after NOPASSWD: wins for the last command");
+        assert!(
+            !found[2].nopasswd,
+            "PASSWD: after NOPASSWD: wins for the last command"
+        );
         assert!(found[3].no_authenticate);
     }
 
     #[test]
     fn continuation_and_comments() {
         let lines: Vec<(usize, String)> =
-            logical_lines("# c\ncore ALL=(ALL) \\\n  NOPASSWD: ALL # trailing\n#includedir /d\n").collect();
+            logical_lines("# c\ncore ALL=(ALL) \\\n  NOPASSWD: ALL # trailing\n#includedir /d\n")
+                .collect();
         assert_eq!(lines[0], (2, "core ALL=(ALL)    NOPASSWD: ALL".to_string()));
         assert_eq!(lines[1].1, "#includedir /d");
     }

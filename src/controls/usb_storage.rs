@@ -25,7 +25,8 @@ const CONF_DIRS: [&str; 5] = [
 ];
 /// `install` commands that load nothing.
 const DENY_COMMANDS: [&str; 4] = ["/bin/false", "/bin/true", "/usr/bin/false", "/usr/bin/true"];
-const HEADER: &str = "# Written by flatcar-harden (usb-storage): keep USB storage drivers from loading.\n";
+const HEADER: &str =
+    "# Written by flatcar-harden (usb-storage): keep USB storage drivers from loading.\n";
 
 pub struct UsbStorage {
     policy: policy::UsbStorage,
@@ -172,7 +173,9 @@ fn effective_files(host: &Host) -> Result<Vec<(PathBuf, String)>, HostError> {
         for name in host.fs.list_dir(Path::new(dir))? {
             if name.ends_with(".conf") {
                 // The first directory in CONF_DIRS that has a name wins.
-                by_name.entry(name.clone()).or_insert_with(|| Path::new(dir).join(name));
+                by_name
+                    .entry(name.clone())
+                    .or_insert_with(|| Path::new(dir).join(name));
             }
         }
     }
@@ -194,13 +197,17 @@ fn effective(files: &[(PathBuf, String)]) -> BTreeMap<String, Effective> {
             let mut words = line.splitn(3, char::is_whitespace);
             match (words.next(), words.next()) {
                 (Some("blacklist"), Some(module)) => {
-                    modules.entry(kmod::kernel_name(module)).or_default().blacklisted = true;
+                    modules
+                        .entry(kmod::kernel_name(module))
+                        .or_default()
+                        .blacklisted = true;
                 }
                 (Some("install"), Some(module)) => {
                     let entry = modules.entry(kmod::kernel_name(module)).or_default();
                     if entry.install.is_none() {
                         let command = words.next().unwrap_or("").trim().to_owned();
-                        entry.install = Some((format!("{}:{}", path.display(), index + 1), command));
+                        entry.install =
+                            Some((format!("{}:{}", path.display(), index + 1), command));
                     }
                 }
                 _ => {}
@@ -224,7 +231,11 @@ fn unload_order(
     while !left.is_empty() {
         let ready = left
             .iter()
-            .position(|m| !loaded[m].iter().any(|user| left.contains(user) && user != m))
+            .position(|m| {
+                !loaded[m]
+                    .iter()
+                    .any(|user| left.contains(user) && user != m)
+            })
             .unwrap_or(0);
         order.push(left.remove(ready));
     }
@@ -236,18 +247,29 @@ mod tests {
     use super::*;
 
     fn files(list: &[(&str, &str)]) -> Vec<(PathBuf, String)> {
-        list.iter().map(|(p, t)| (PathBuf::from(p), t.to_string())).collect()
+        list.iter()
+            .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+            .collect()
     }
 
     #[test]
     fn first_install_wins_and_names_normalise() {
         let found = effective(&files(&[
-            ("/usr/lib/modprobe.d/a.conf", "install usb_storage /sbin/modprobe --ignore-install usb-storage\n"),
-            ("/etc/modprobe.d/blacklist.conf", "blacklist usb-storage # guide\ninstall usb-storage /bin/false\n"),
+            (
+                "/usr/lib/modprobe.d/a.conf",
+                "install usb_storage /sbin/modprobe --ignore-install usb-storage\n",
+            ),
+            (
+                "/etc/modprobe.d/blacklist.conf",
+                "blacklist usb-storage # guide\ninstall usb-storage /bin/false\n",
+            ),
         ]));
         let usb = &found["usb_storage"];
         assert!(usb.blacklisted);
-        assert_eq!(usb.install.as_ref().unwrap().0, "/usr/lib/modprobe.d/a.conf:1");
+        assert_eq!(
+            usb.install.as_ref().unwrap().0,
+            "/usr/lib/modprobe.d/a.conf:1"
+        );
         assert!(!is_deny(&usb.install.as_ref().unwrap().1));
     }
 

@@ -125,10 +125,12 @@ impl RootFs {
     pub fn read_text(&self, path: &Path) -> Result<Option<String>, HostError> {
         match self.read(path)? {
             None => Ok(None),
-            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| HostError::Invalid {
-                path: path.display().to_string(),
-                reason: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
-            }),
+            Some(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|e| HostError::Invalid {
+                    path: path.display().to_string(),
+                    reason: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+                }),
         }
     }
 
@@ -221,13 +223,21 @@ impl RootFs {
             file.sync_all()
                 .map_err(|e| HostError::io("fsync", &shown, e))?;
             check(&real_path(&dir)?.join(&temp_name))?;
-            renameat(Some(dir.as_raw_fd()), temp_name.as_str(), Some(dir.as_raw_fd()), name)
-                .map_err(|e| HostError::io("rename into place", &shown, e))?;
-            fsync(dir.as_raw_fd())
-                .map_err(|e| HostError::io("fsync directory of", &shown, e))
+            renameat(
+                Some(dir.as_raw_fd()),
+                temp_name.as_str(),
+                Some(dir.as_raw_fd()),
+                name,
+            )
+            .map_err(|e| HostError::io("rename into place", &shown, e))?;
+            fsync(dir.as_raw_fd()).map_err(|e| HostError::io("fsync directory of", &shown, e))
         })();
         if result.is_err() {
-            let _ = unlinkat(Some(dir.as_raw_fd()), temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(
+                Some(dir.as_raw_fd()),
+                temp_name.as_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
         }
         result
     }
@@ -242,7 +252,11 @@ impl RootFs {
         }
         let (parent, name) = split(path)?;
         let parent_fd = self.create_dir_all(parent, 0o755)?;
-        match mkdirat(Some(parent_fd.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
+        match mkdirat(
+            Some(parent_fd.as_raw_fd()),
+            name,
+            Mode::from_bits_truncate(mode),
+        ) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(HostError::io("create directory", path.display(), e)),
         }

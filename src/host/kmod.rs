@@ -67,6 +67,9 @@ mod tests {
             parse_line("usb_storage 86016 1 uas, Live 0x0000000000000000"),
             Some(("usb_storage".into(), vec!["uas".into()]))
         );
-        assert_eq!(parse_line("uas 32768 0 - Live 0x0"), Some(("uas".into(), vec![])));
+        assert_eq!(
+            parse_line("uas 32768 0 - Live 0x0"),
+            Some(("uas".into(), vec![]))
+        );
     }
 }

@@ -12,7 +12,13 @@ impl Host {
         let Some(visudo) = self.program("visudo") else {
             return Ok(false);
         };
-        run_visudo(Command::new(&visudo).arg("-c").arg("-q").arg("-f").arg(host_path))?;
+        run_visudo(
+            Command::new(&visudo)
+                .arg("-c")
+                .arg("-q")
+                .arg("-f")
+                .arg(host_path),
+        )?;
         Ok(true)
     }
 
