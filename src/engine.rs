@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::controls::{Action, Disposition, Outcome, Plan, Step};
 use crate::host::Host;
@@ -119,7 +119,7 @@ fn base(step: &dyn Step, status: Status, summary: String) -> ControlReport {
 }
 
 fn failed(step: &dyn Step, summary: String) -> ControlReport {
-    warn!("{}: {summary}", step.id());
+    info!("{}: {summary}", step.id());
     base(step, Status::Failed, summary)
 }
 
@@ -212,7 +212,7 @@ fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlRe
         .filter(|action| match action {
             // An in-use module stays loaded; that is the pending part, not a failure.
             Action::UnloadModule(module) => !pending.iter().any(|p| p.starts_with(module.as_str())),
-            Action::WriteFile(_) => true,
+            _ => true,
         })
         .map(|action| {
             let change = action.change();

@@ -4,7 +4,10 @@
 
 mod core_login;
 mod core_sudo;
+mod docker_socket;
+mod sshd_socket;
 mod sudoers;
+mod units;
 mod usb_storage;
 
 use std::path::{Path, PathBuf};
@@ -91,10 +94,9 @@ impl<C: Control> Step for C {
 /// The controls the policy governs, in run order.
 pub fn all(policy: &Policy) -> Vec<Box<dyn Step>> {
     vec![
-        Box::new(NotImplemented::new("sshd-socket", "sshd.socket masked")),
-        Box::new(NotImplemented::new(
-            "docker-socket",
-            "docker socket restricted to root",
+        Box::new(sshd_socket::SshdSocket::new(policy.sshd_socket.clone())),
+        Box::new(docker_socket::DockerSocket::new(
+            policy.docker_socket.clone(),
         )),
         Box::new(core_sudo::CoreSudo::new(policy.core_sudo.clone())),
         Box::new(core_login::CoreLogin::new(policy.core_login.clone())),
@@ -155,6 +157,8 @@ impl Plan {
 pub enum Action {
     WriteFile(FileWrite),
     UnloadModule(String),
+    /// systemd units: mask, reload, stop, … (see `units.rs`).
+    Unit(units::UnitAction),
 }
 
 /// What became of one action.
@@ -315,6 +319,7 @@ impl Action {
     pub fn change(&self) -> Change {
         match self {
             Action::WriteFile(write) => write.change(),
+            Action::Unit(unit) => unit.change(),
             Action::UnloadModule(module) => Change {
                 kind: "unload-module",
                 path: None,
@@ -333,6 +338,10 @@ pub fn execute(host: &Host, actions: &[Action]) -> Result<Vec<Outcome>, ControlE
         let outcome = match action {
             Action::WriteFile(write) => {
                 write.apply(host)?;
+                Outcome::Done
+            }
+            Action::Unit(unit) => {
+                unit.apply(host)?;
                 Outcome::Done
             }
             Action::UnloadModule(module) => match kmod::unload(module)? {

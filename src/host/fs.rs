@@ -193,12 +193,7 @@ impl RootFs {
     ) -> Result<(), HostError> {
         let (parent, name) = split(path)?;
         let dir = self.create_dir_all(parent, spec.parent_mode)?;
-        let temp_name = format!(
-            ".{}.fh-{}-{}",
-            name.to_string_lossy(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let temp_name = temp_name(name);
         let shown = path.display();
         let fd = openat(
             Some(dir.as_raw_fd()),
@@ -325,4 +320,78 @@ impl RootFs {
             Err(e) => Err(HostError::io("remove", path.display(), e)),
         }
     }
+}
+
+impl RootFs {
+    /// The target of a symlink, as stored in the link; `None` if `path` is missing or no link.
+    pub fn read_link(&self, path: &Path) -> Result<Option<PathBuf>, HostError> {
+        let Some((dir, name)) = self.open_parent(path)? else {
+            return Ok(None);
+        };
+        match nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name) {
+            Ok(target) => Ok(Some(PathBuf::from(target))),
+            Err(Errno::ENOENT) | Err(Errno::EINVAL) => Ok(None),
+            Err(e) => Err(HostError::io("read link", path.display(), e)),
+        }
+    }
+
+    /// Points `path` at `target` atomically (a temporary link renamed into place), as
+    /// `systemctl --root DIR mask` leaves `/etc/systemd/system/UNIT -> /dev/null`.
+    pub fn symlink_atomic(
+        &self,
+        path: &Path,
+        target: &Path,
+        parent_mode: u32,
+    ) -> Result<(), HostError> {
+        let (parent, name) = split(path)?;
+        let dir = self.create_dir_all(parent, parent_mode)?;
+        let temp_name = temp_name(name);
+        nix::unistd::symlinkat(target, Some(dir.as_raw_fd()), temp_name.as_str())
+            .map_err(|e| HostError::io("create link", path.display(), e))?;
+        let renamed = renameat(
+            Some(dir.as_raw_fd()),
+            temp_name.as_str(),
+            Some(dir.as_raw_fd()),
+            name,
+        )
+        .map_err(|e| HostError::io("rename into place", path.display(), e));
+        if renamed.is_err() {
+            let _ = unlinkat(
+                Some(dir.as_raw_fd()),
+                temp_name.as_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+        }
+        renamed?;
+        fsync(dir.as_raw_fd()).map_err(|e| HostError::io("fsync directory of", path.display(), e))
+    }
+
+    /// Changes the group of `path` itself (a link is not followed), leaving its owner.
+    pub fn chgrp_nofollow(&self, path: &Path, gid: u32) -> Result<(), HostError> {
+        let Some((dir, name)) = self.open_parent(path)? else {
+            return Err(HostError::io(
+                "change group of",
+                path.display(),
+                Errno::ENOENT,
+            ));
+        };
+        nix::unistd::fchownat(
+            Some(dir.as_raw_fd()),
+            name,
+            None,
+            Some(Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| HostError::io("change group of", path.display(), e))
+    }
+}
+
+/// `.NAME.fh-PID-N`: hidden, and with a dot, so sudo, kmod and systemd all ignore it.
+fn temp_name(name: &OsStr) -> String {
+    format!(
+        ".{}.fh-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -24,9 +24,13 @@ pub fn kernel_name(module: &str) -> String {
 
 /// The modules loaded now (kernel names), each with the modules that use it.
 pub fn loaded() -> Result<BTreeMap<String, Vec<String>>, HostError> {
-    let text = std::fs::read_to_string("/proc/modules")
-        .map_err(|e| HostError::io("read", "/proc/modules", e))?;
-    Ok(text.lines().filter_map(parse_line).collect())
+    match std::fs::read_to_string("/proc/modules") {
+        Ok(text) => Ok(text.lines().filter_map(parse_line).collect()),
+        // A kernel built without module support (or a container without /proc/modules):
+        // nothing is loaded, nothing to unload.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(HostError::io("read", "/proc/modules", e)),
+    }
 }
 
 /// `usb_storage 86016 1 uas, Live 0x0000000000000000` -> ("usb_storage", ["uas"])

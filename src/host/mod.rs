@@ -7,12 +7,15 @@ pub mod fs;
 pub mod kmod;
 pub mod session;
 pub mod sudo;
+pub mod systemd;
 
+use std::cell::OnceCell;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use fs::{Owner, RootFs};
 use session::Session;
+use systemd::Systemd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -46,6 +49,8 @@ pub struct Host {
     live: bool,
     owner: Owner,
     pub session: Session,
+    /// Connected on first use: a run whose controls need no systemd never connects.
+    systemd: OnceCell<Result<Systemd, String>>,
 }
 
 impl Host {
@@ -70,6 +75,7 @@ impl Host {
             live,
             owner,
             session: Session::detect(),
+            systemd: OnceCell::new(),
         })
     }
 
@@ -84,6 +90,25 @@ impl Host {
     /// Owner of every file the agent writes: root, or the invoking user on an unprivileged run.
     pub fn file_owner(&self) -> Owner {
         self.owner
+    }
+
+    /// PID 1 of the running system. Only for a live root: an image has no running systemd.
+    pub fn systemd(&self) -> Result<&Systemd, HostError> {
+        if !self.live {
+            return Err(HostError::Refused(
+                "systemd is only reachable on the running system (--root /)".into(),
+            ));
+        }
+        self.systemd
+            .get_or_init(|| {
+                let connected = Systemd::connect().map_err(|e| e.to_string());
+                if let Ok(systemd) = &connected {
+                    tracing::debug!("talking to systemd over {}", systemd.via);
+                }
+                connected
+            })
+            .as_ref()
+            .map_err(|e| HostError::Refused(e.clone()))
     }
 
     /// Where a host-side program (visudo) lives: inside the root on a live host, on the build

@@ -1,0 +1,123 @@
+//! Changes to systemd units, online through PID 1's D-Bus API and offline (an image under
+//! `--root`) as the same files `systemctl` would leave, so both paths end in the same disk state.
+
+use std::path::{Path, PathBuf};
+
+use crate::host::{Host, HostError};
+use crate::report::Change;
+
+/// Where `systemctl mask` puts its links, and where drop-ins for the administrator go.
+pub const ETC_UNITS: &str = "/etc/systemd/system";
+/// Directories systemd loads unit files from, highest priority first.
+pub const UNIT_DIRS: [&str; 4] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitAction {
+    /// `MaskUnitFiles([unit], runtime=false, force=true)`.
+    Mask(String),
+    /// `UnmaskUnitFiles([unit], runtime=false)`.
+    Unmask(String),
+    /// `Reload()`: systemd reads unit files and drop-ins again.
+    Reload,
+    /// `StopUnit(unit, "replace")`, waiting for the job.
+    Stop(String),
+    /// `StartUnit(unit, "replace")`, waiting for the job.
+    Start(String),
+    /// In an image: `path -> target` (a mask is `-> /dev/null`).
+    Link { path: PathBuf, target: PathBuf },
+    /// In an image: remove the link at `path` (an unmask).
+    Unlink { path: PathBuf },
+    /// Regroup an existing socket file in place: the live socket follows a new `SocketGroup=`
+    /// without restarting the socket unit (which would take its service down with it).
+    SocketGroup { path: PathBuf, from: u32, to: u32 },
+}
+
+impl UnitAction {
+    pub fn apply(&self, host: &Host) -> Result<(), HostError> {
+        match self {
+            UnitAction::Mask(unit) => host.systemd()?.mask(unit),
+            UnitAction::Unmask(unit) => host.systemd()?.unmask(unit),
+            UnitAction::Reload => host.systemd()?.reload(),
+            UnitAction::Stop(unit) => host.systemd()?.stop(unit),
+            UnitAction::Start(unit) => host.systemd()?.start(unit),
+            UnitAction::Link { path, target } => host.fs.symlink_atomic(path, target, 0o755),
+            UnitAction::Unlink { path } => host.fs.remove(path),
+            UnitAction::SocketGroup { path, to, .. } => host.fs.chgrp_nofollow(path, *to),
+        }
+    }
+
+    pub fn change(&self) -> Change {
+        let (kind, target, path, detail) = match self {
+            UnitAction::Mask(unit) => (
+                "mask-unit",
+                Some(unit.clone()),
+                None,
+                "MaskUnitFiles, as systemctl mask".to_owned(),
+            ),
+            UnitAction::Unmask(unit) => (
+                "unmask-unit",
+                Some(unit.clone()),
+                None,
+                "UnmaskUnitFiles, as systemctl unmask".to_owned(),
+            ),
+            UnitAction::Reload => (
+                "daemon-reload",
+                Some("systemd".to_owned()),
+                None,
+                "Reload, as systemctl daemon-reload".to_owned(),
+            ),
+            UnitAction::Stop(unit) => (
+                "stop-unit",
+                Some(unit.clone()),
+                None,
+                "StopUnit replace, as systemctl stop".to_owned(),
+            ),
+            UnitAction::Start(unit) => (
+                "start-unit",
+                Some(unit.clone()),
+                None,
+                "StartUnit replace, as systemctl start".to_owned(),
+            ),
+            UnitAction::Link { path, target } => (
+                "create-symlink",
+                None,
+                Some(path),
+                format!("-> {}", target.display()),
+            ),
+            UnitAction::Unlink { path } => (
+                "remove-symlink",
+                None,
+                Some(path),
+                "as systemctl --root unmask".to_owned(),
+            ),
+            UnitAction::SocketGroup { path, from, to } => (
+                "chgrp-socket",
+                None,
+                Some(path),
+                format!("group {from} -> {to}, in place"),
+            ),
+        };
+        Change {
+            kind,
+            path: path.map(|p| p.display().to_string()),
+            target,
+            diff: None,
+            detail,
+        }
+    }
+}
+
+/// Whether any unit directory under the root has a file (or link) for `unit`.
+pub fn unit_file_exists(host: &Host, unit: &str) -> Result<bool, HostError> {
+    for dir in UNIT_DIRS {
+        if host.fs.lstat(&Path::new(dir).join(unit))?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,241 @@
+//! systemd's D-Bus API, the way `systemctl` uses it.
+//!
+//! As root, the agent talks to PID 1 over its private socket `/run/systemd/private`
+//! (peer-to-peer, no `Hello`, no dbus-daemon needed — it exists before dbus.service starts, so a
+//! unit ordered early at boot can use it); otherwise, or if that fails, over the system bus.
+//! Proxies never cache properties: a peer-to-peer connection has no bus to subscribe to
+//! `PropertiesChanged` on, and every read must see systemd's state at that moment anyway.
+
+use std::time::{Duration, Instant};
+
+use zbus::blocking::{connection, Connection};
+use zbus::proxy::CacheProperties;
+use zbus::zvariant::OwnedObjectPath;
+
+use super::HostError;
+
+const PRIVATE_SOCKET: &str = "/run/systemd/private";
+/// How long a start or stop job may take before the agent stops waiting.
+const JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1",
+    gen_async = false
+)]
+trait Manager {
+    fn get_unit_file_state(&self, file: &str) -> zbus::Result<String>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn mask_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+    fn unmask_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+    fn reload(&self) -> zbus::Result<()>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false
+)]
+trait Unit {
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn sub_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn unit_file_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn need_daemon_reload(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Socket",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false
+)]
+trait Socket {
+    #[zbus(property)]
+    fn socket_group(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn listen(&self) -> zbus::Result<Vec<(String, String)>>;
+}
+
+/// What systemd says about one unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitStatus {
+    /// `loaded`, `not-found`, `masked`, …
+    pub load_state: String,
+    /// `active`, `inactive`, `failed`, …
+    pub active_state: String,
+    /// `enabled`, `static`, `masked`, `masked-runtime`, … (empty when there is no unit file)
+    pub unit_file_state: String,
+    pub need_daemon_reload: bool,
+    pub drop_in_paths: Vec<String>,
+}
+
+/// A connection to PID 1.
+pub struct Systemd {
+    connection: Connection,
+    /// How the connection was made, for messages.
+    pub via: &'static str,
+}
+
+fn dbus(what: impl std::fmt::Display, error: zbus::Error) -> HostError {
+    HostError::Refused(format!("systemd: {what}: {error}"))
+}
+
+impl Systemd {
+    /// PID 1's private socket first (root only), then the system bus.
+    pub fn connect() -> Result<Systemd, HostError> {
+        let private = connection::Builder::address(format!("unix:path={PRIVATE_SOCKET}").as_str())
+            .map(|builder| builder.p2p())
+            .and_then(|builder| builder.build());
+        let private_error = match private {
+            Ok(connection) => {
+                return Ok(Systemd {
+                    connection,
+                    via: PRIVATE_SOCKET,
+                })
+            }
+            Err(e) => e,
+        };
+        match Connection::system() {
+            Ok(connection) => Ok(Systemd {
+                connection,
+                via: "the system bus",
+            }),
+            Err(bus_error) => Err(HostError::Refused(format!(
+                "cannot reach systemd: {PRIVATE_SOCKET}: {private_error}; system bus: \
+                 {bus_error}. Is this a running system with systemd as PID 1? To work on an \
+                 image, pass --root DIR"
+            ))),
+        }
+    }
+
+    fn manager(&self) -> Result<ManagerProxy<'_>, HostError> {
+        ManagerProxy::builder(&self.connection)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .map_err(|e| dbus("manager proxy", e))
+    }
+
+    fn unit(&self, name: &str) -> Result<UnitProxy<'_>, HostError> {
+        let path = self
+            .manager()?
+            .load_unit(name)
+            .map_err(|e| dbus(format_args!("LoadUnit({name})"), e))?;
+        UnitProxy::builder(&self.connection)
+            .path(path)
+            .and_then(|b| b.cache_properties(CacheProperties::No).build())
+            .map_err(|e| dbus(format_args!("unit {name}"), e))
+    }
+
+    pub fn unit_status(&self, name: &str) -> Result<UnitStatus, HostError> {
+        let unit = self.unit(name)?;
+        let read = |what: &str, r: zbus::Result<String>| {
+            r.map_err(|e| dbus(format_args!("{name} {what}"), e))
+        };
+        Ok(UnitStatus {
+            load_state: read("LoadState", unit.load_state())?,
+            active_state: read("ActiveState", unit.active_state())?,
+            unit_file_state: read("UnitFileState", unit.unit_file_state())?,
+            need_daemon_reload: unit
+                .need_daemon_reload()
+                .map_err(|e| dbus(format_args!("{name} NeedDaemonReload"), e))?,
+            drop_in_paths: unit
+                .drop_in_paths()
+                .map_err(|e| dbus(format_args!("{name} DropInPaths"), e))?,
+        })
+    }
+
+    /// The `SocketGroup=` systemd has loaded for a socket unit.
+    pub fn socket_group(&self, name: &str) -> Result<String, HostError> {
+        let path = self
+            .manager()?
+            .load_unit(name)
+            .map_err(|e| dbus(format_args!("LoadUnit({name})"), e))?;
+        SocketProxy::builder(&self.connection)
+            .path(path)
+            .and_then(|b| b.cache_properties(CacheProperties::No).build())
+            .and_then(|socket| socket.socket_group())
+            .map_err(|e| dbus(format_args!("{name} SocketGroup"), e))
+    }
+
+    /// `systemctl mask NAME`: `/etc/systemd/system/NAME -> /dev/null`.
+    pub fn mask(&self, name: &str) -> Result<(), HostError> {
+        self.manager()?
+            .mask_unit_files(&[name], false, true)
+            .map(drop)
+            .map_err(|e| dbus(format_args!("MaskUnitFiles({name})"), e))
+    }
+
+    pub fn unmask(&self, name: &str) -> Result<(), HostError> {
+        self.manager()?
+            .unmask_unit_files(&[name], false)
+            .map(drop)
+            .map_err(|e| dbus(format_args!("UnmaskUnitFiles({name})"), e))
+    }
+
+    /// `systemctl daemon-reload`; the reply comes once the reload is done.
+    pub fn reload(&self) -> Result<(), HostError> {
+        self.manager()?.reload().map_err(|e| dbus("Reload", e))
+    }
+
+    /// `systemctl stop NAME`, waiting for the unit to reach `inactive`.
+    pub fn stop(&self, name: &str) -> Result<(), HostError> {
+        self.manager()?
+            .stop_unit(name, "replace")
+            .map_err(|e| dbus(format_args!("StopUnit({name})"), e))?;
+        self.wait_for(name, &["inactive", "failed"], "stop")
+    }
+
+    /// `systemctl start NAME`, waiting for the unit to reach `active`.
+    pub fn start(&self, name: &str) -> Result<(), HostError> {
+        self.manager()?
+            .start_unit(name, "replace")
+            .map_err(|e| dbus(format_args!("StartUnit({name})"), e))?;
+        self.wait_for(name, &["active"], "start")
+    }
+
+    /// Polls the unit's `ActiveState` until it is one of `done` (the job finished) or the
+    /// timeout passes; a start that ends in `failed` is reported as the job's failure.
+    fn wait_for(&self, name: &str, done: &[&str], job: &str) -> Result<(), HostError> {
+        let unit = self.unit(name)?;
+        let started = Instant::now();
+        loop {
+            let state = unit
+                .active_state()
+                .map_err(|e| dbus(format_args!("{name} ActiveState"), e))?;
+            if done.contains(&state.as_str()) {
+                return Ok(());
+            }
+            if state == "failed" {
+                return Err(HostError::Refused(format!(
+                    "systemd: {job} job for {name} failed (see journalctl -u {name})"
+                )));
+            }
+            if started.elapsed() > JOB_TIMEOUT {
+                return Err(HostError::Refused(format!(
+                    "systemd: {job} job for {name} did not finish within {}s (ActiveState {state})",
+                    JOB_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
