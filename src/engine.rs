@@ -126,7 +126,7 @@ fn failed(step: &dyn Step, summary: String) -> ControlReport {
 /// Status of a plan with nothing (left) to do.
 fn settled(step: &dyn Step, plan: &Plan) -> ControlReport {
     let status = match plan.disposition {
-        Disposition::Unmanaged | Disposition::NotImplemented => Status::Skipped,
+        Disposition::Unmanaged => Status::Skipped,
         Disposition::NotApplicable => Status::NotApplicable,
         Disposition::Managed if !plan.problems.is_empty() => Status::Failed,
         Disposition::Managed if !plan.pending.is_empty() => Status::PendingReboot,

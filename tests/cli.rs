@@ -699,3 +699,115 @@ fn documented_default_is_the_built_in_default() {
         "docs/policy.md shows another default than the binary has"
     );
 }
+
+#[test]
+fn image_mode_masks_sshd_and_restricts_docker_as_systemctl_would() {
+    let root = flatcar();
+    let r = root.path();
+    let out = run(
+        r,
+        &[
+            "apply",
+            "--policy",
+            FULL_GUIDE,
+            "--only",
+            "sshd-socket,docker-socket",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let report = json(&out);
+    // Nothing runs in an image: the report says it takes effect at boot.
+    assert_eq!(status_of(&report, "sshd-socket"), "pending-reboot");
+    assert_eq!(status_of(&report, "docker-socket"), "pending-reboot");
+    assert!(report.to_string().contains("takes effect at boot"));
+    assert_eq!(
+        fs::read_link(r.join("etc/systemd/system/sshd.socket")).unwrap(),
+        Path::new("/dev/null")
+    );
+    assert_eq!(
+        fs::read(r.join("etc/systemd/system/docker.socket.d/10-restrict.conf")).unwrap(),
+        b"[Socket]\nSocketGroup=root\n"
+    );
+    assert_eq!(
+        mode(r.join("etc/systemd/system/docker.socket.d/10-restrict.conf")),
+        0o644
+    );
+
+    let before = snapshot(r);
+    let again = json(&run(
+        r,
+        &[
+            "apply",
+            "--policy",
+            FULL_GUIDE,
+            "--only",
+            "sshd-socket,docker-socket",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(again["summary"]["changed"], 0);
+    for control in again["controls"].as_array().unwrap() {
+        assert_eq!(control["changes"].as_array().unwrap().len(), 0, "{control}");
+    }
+    assert_eq!(snapshot(r), before);
+    assert_eq!(
+        code(&run(
+            r,
+            &[
+                "check",
+                "--policy",
+                FULL_GUIDE,
+                "--only",
+                "sshd-socket,docker-socket"
+            ]
+        )),
+        0
+    );
+
+    // "enabled" undoes the mask.
+    let unmask = r.join("unmask.toml");
+    fs::write(&unmask, "[sshd-socket]\nstate = \"enabled\"\n").unwrap();
+    write(
+        r,
+        "/usr/lib/systemd/system/sshd.socket",
+        "[Socket]\nListenStream=22\nAccept=yes\n",
+    );
+    let out = run(
+        r,
+        &[
+            "apply",
+            "--policy",
+            unmask.to_str().unwrap(),
+            "--only",
+            "sshd-socket",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(fs::symlink_metadata(r.join("etc/systemd/system/sshd.socket")).is_err());
+}
+
+#[test]
+fn image_mode_refuses_to_mask_over_a_real_unit_file() {
+    let root = flatcar();
+    let r = root.path();
+    write(
+        r,
+        "/etc/systemd/system/sshd.socket",
+        "[Socket]\nListenStream=2222\n",
+    );
+    let before = snapshot(r);
+    let out = run(
+        r,
+        &["apply", "--policy", FULL_GUIDE, "--only", "sshd-socket"],
+    );
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("is a unit file, not a link"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(snapshot(r), before);
+}

@@ -5,6 +5,10 @@
 mod core_login;
 mod core_sudo;
 mod docker_socket;
+mod envfile;
+mod etcd_locksmith_tls;
+mod selinux;
+mod smt;
 mod sshd_socket;
 mod sudoers;
 mod units;
@@ -101,11 +105,10 @@ pub fn all(policy: &Policy) -> Vec<Box<dyn Step>> {
         Box::new(core_sudo::CoreSudo::new(policy.core_sudo.clone())),
         Box::new(core_login::CoreLogin::new(policy.core_login.clone())),
         Box::new(usb_storage::UsbStorage::new(policy.usb_storage.clone())),
-        Box::new(NotImplemented::new("smt", "SMT disabled")),
-        Box::new(NotImplemented::new("selinux", "SELinux mode")),
-        Box::new(NotImplemented::new(
-            "etcd-locksmith-tls",
-            "etcd and locksmith use TLS",
+        Box::new(smt::Smt::new(policy.smt.clone())),
+        Box::new(selinux::Selinux::new(policy.selinux.clone())),
+        Box::new(etcd_locksmith_tls::EtcdLocksmithTls::new(
+            policy.etcd_locksmith_tls.clone(),
         )),
     ]
 }
@@ -119,8 +122,6 @@ pub enum Disposition {
     Unmanaged,
     /// Nothing to govern on this host (no core user, no docker.socket).
     NotApplicable,
-    /// This version of the agent cannot do it yet.
-    NotImplemented,
 }
 
 /// What a control found and what it would do about it.
@@ -157,6 +158,13 @@ impl Plan {
 pub enum Action {
     WriteFile(FileWrite),
     UnloadModule(String),
+    /// Write a sysfs attribute of the running kernel (`echo value > path`); `before` is what it
+    /// held when the plan was made.
+    WriteKernelSetting {
+        path: String,
+        value: String,
+        before: String,
+    },
     /// systemd units: mask, reload, stop, … (see `units.rs`).
     Unit(units::UnitAction),
 }
@@ -185,6 +193,9 @@ pub struct FileWrite {
     pub before: Option<Vec<u8>>,
     pub before_meta: Option<Metadata>,
     pub validation: Validation,
+    /// For a symlink at `path` (which the write replaces): its target's content, so the diff
+    /// shows what the new file changes rather than a file from nothing.
+    pub linked: Option<Vec<u8>>,
 }
 
 impl FileWrite {
@@ -206,12 +217,21 @@ impl FileWrite {
                 && m.mode == spec.mode
                 && (m.uid, m.gid) == (spec.owner.uid, spec.owner.gid)
         }) && before.as_deref() == Some(&spec.content[..]);
-        Ok((!in_place).then(|| FileWrite {
+        if in_place {
+            return Ok(None);
+        }
+        // Only shown, never compared: a link that cannot be followed just shows no old side.
+        let linked = match before_meta {
+            Some(meta) if meta.kind == FileKind::Symlink => host.fs.read(path).ok().flatten(),
+            _ => None,
+        };
+        Ok(Some(FileWrite {
             path: path.to_path_buf(),
             spec,
             before,
             before_meta,
             validation,
+            linked,
         }))
     }
 
@@ -271,10 +291,12 @@ impl FileWrite {
                 "create, mode {:04o}, owner {}:{}",
                 self.spec.mode, self.spec.owner.uid, self.spec.owner.gid
             )),
+            // A link's own mode and owner mean nothing; say what the new file gets.
+            Some(meta) if meta.kind == FileKind::Symlink => detail.push(format!(
+                "replace symlink with a regular file, mode {:04o}, owner {}:{}",
+                self.spec.mode, self.spec.owner.uid, self.spec.owner.gid
+            )),
             Some(meta) => {
-                if meta.kind == FileKind::Symlink {
-                    detail.push("replace symlink with a regular file".to_owned());
-                }
                 if meta.mode != self.spec.mode {
                     detail.push(format!("mode {:04o} -> {:04o}", meta.mode, self.spec.mode));
                 }
@@ -286,12 +308,13 @@ impl FileWrite {
                 }
             }
         }
-        let before = self.before.as_deref().unwrap_or_default();
+        let shown_before = self.before.as_deref().or(self.linked.as_deref());
+        let before = shown_before.unwrap_or_default();
         let diff = (before != &self.spec.content[..]).then(|| {
             let old = String::from_utf8_lossy(before);
             let new = String::from_utf8_lossy(&self.spec.content);
             let shown = self.path.display().to_string();
-            let (from, to) = if self.before.is_some() {
+            let (from, to) = if shown_before.is_some() {
                 (shown.clone(), shown)
             } else {
                 ("/dev/null".to_owned(), shown)
@@ -327,6 +350,17 @@ impl Action {
                 diff: None,
                 detail: "delete_module, as modprobe -r".to_owned(),
             },
+            Action::WriteKernelSetting {
+                path,
+                value,
+                before,
+            } => Change {
+                kind: "write-sysfs",
+                path: None,
+                target: Some(path.clone()),
+                diff: None,
+                detail: format!("{before} -> {value}"),
+            },
         }
     }
 }
@@ -351,42 +385,17 @@ pub fn execute(host: &Host, actions: &[Action]) -> Result<Vec<Outcome>, ControlE
                      rule keeps it out"
                 )),
             },
+            Action::WriteKernelSetting { path, value, .. } => {
+                let kernel = host.kernel().ok_or_else(|| {
+                    ControlError::Failed(format!(
+                        "cannot write `{value}` to {path}: no running kernel under this root"
+                    ))
+                })?;
+                kernel.write(path, value)?;
+                Outcome::Done
+            }
         };
         outcomes.push(outcome);
     }
     Ok(outcomes)
-}
-
-/// A control this version does not implement yet: reported `skipped`, never `compliant`.
-struct NotImplemented {
-    id: &'static str,
-    title: &'static str,
-}
-
-impl NotImplemented {
-    fn new(id: &'static str, title: &'static str) -> Self {
-        NotImplemented { id, title }
-    }
-}
-
-impl Control for NotImplemented {
-    type State = ();
-    fn id(&self) -> &'static str {
-        self.id
-    }
-    fn title(&self) -> &'static str {
-        self.title
-    }
-    fn unmanaged(&self) -> Option<String> {
-        None
-    }
-    fn observe(&self, _host: &Host) -> Result<(), ControlError> {
-        Ok(())
-    }
-    fn plan(&self, _host: &Host, _state: &()) -> Result<Plan, ControlError> {
-        Ok(Plan::with(
-            Disposition::NotImplemented,
-            "not implemented in this version",
-        ))
-    }
 }

@@ -134,6 +134,17 @@ impl RootFs {
         }
     }
 
+    /// Writes `bytes` into an existing file with one `write(2)`, truncating it first and creating
+    /// nothing: for kernel interfaces (sysfs, selinuxfs), where the write itself is the request
+    /// and a temporary file and rename would mean nothing. The errno is the kernel's answer.
+    pub fn write_in_place(&self, path: &Path, bytes: &[u8]) -> Result<(), Errno> {
+        let fd = self.open_in_root(path, OFlag::O_WRONLY | OFlag::O_TRUNC)?;
+        match nix::unistd::write(&fd, bytes)? {
+            n if n == bytes.len() => Ok(()),
+            _ => Err(Errno::EIO),
+        }
+    }
+
     /// Metadata of `path` itself (a final symlink is not followed). `None` if it does not exist.
     pub fn lstat(&self, path: &Path) -> Result<Option<Metadata>, HostError> {
         let Some((dir, name)) = self.open_parent(path)? else {

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod fs;
+pub mod kernel;
 pub mod kmod;
 pub mod session;
 pub mod sudo;
@@ -14,6 +15,7 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use fs::{Owner, RootFs};
+use kernel::Kernel;
 use session::Session;
 use systemd::Systemd;
 
@@ -49,6 +51,8 @@ pub struct Host {
     live: bool,
     owner: Owner,
     pub session: Session,
+    /// sysfs and `/proc` of the running kernel: `/` on a live run, none for an image.
+    kernel: Option<Kernel>,
     /// Connected on first use: a run whose controls need no systemd never connects.
     systemd: OnceCell<Result<Systemd, String>>,
 }
@@ -75,12 +79,30 @@ impl Host {
             live,
             owner,
             session: Session::detect(),
+            kernel: if live {
+                Some(Kernel::open(Path::new("/"))?)
+            } else {
+                None
+            },
             systemd: OnceCell::new(),
         })
     }
 
     pub fn is_live(&self) -> bool {
         self.live
+    }
+
+    /// The running kernel (sysfs, `/proc/cmdline`); `None` for an image, which has none.
+    pub fn kernel(&self) -> Option<&Kernel> {
+        self.kernel.as_ref()
+    }
+
+    /// Unit tests: a host whose running kernel is a fake `/sys` and `/proc` tree under
+    /// `kernel_root`; everything else stays as for an image (nothing else runtime is touched).
+    #[cfg(test)]
+    pub fn with_kernel(mut self, kernel_root: &Path) -> Host {
+        self.kernel = Some(Kernel::open(kernel_root).expect("open the fake kernel tree"));
+        self
     }
 
     pub fn root(&self) -> &Path {

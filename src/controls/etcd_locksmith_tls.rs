@@ -1,0 +1,829 @@
+//! Audit: etcd and locksmith use TLS. Read-only: this control never writes.
+//!
+//! The guide: "etcd and Locksmith should be secured and authenticated using TLS if you are using
+//! these services." The agent cannot make up certificates, so it reports; each finding names the
+//! file and line (or the unit file, for a setting that is missing) and the fix. Findings are
+//! drift the agent must not fix by itself: the control is `failed`, and `check` and `apply` exit 1.
+//!
+//! - **locksmithd** reads `REBOOT_STRATEGY` from `/usr/share/flatcar/update.conf` then
+//!   `/etc/flatcar/update.conf`, and `LOCKSMITHD_*` from its environment: the unit's
+//!   `Environment=` and `EnvironmentFile=` (drop-ins included; Flatcar's unit loads the two
+//!   update.conf files that way too). Values are taken in that order, the last one winning. With
+//!   `REBOOT_STRATEGY=etcd-lock`, every `LOCKSMITHD_ENDPOINT` must be `https://` (unset means
+//!   plain `http://127.0.0.1:2379`) and `LOCKSMITHD_ETCD_CAFILE`, `_CERTFILE` and `_KEYFILE` must
+//!   all be set and readable.
+//! - A file holding `LOCKSMITHD_ETCD_PASSWORD` or `DOWNLOAD_PASSWORD` must not be
+//!   world-readable; in a unit's `Environment=` a password is shown to every user by
+//!   `systemctl show` whatever the file's mode.
+//! - An **etcd member** (`etcd-member.service` or `etcd.service`): client and peer URLs `https://`,
+//!   server and peer certificate, key and CA files set and readable, `ETCD_CLIENT_CERT_AUTH=true`.
+//!   Only the unit's environment is read; flags in `ExecStart=` are not.
+//!
+//! Units are read from their files (no D-Bus), so the audit works the same on an image. A unit
+//! masked (a link to `/dev/null`, or an empty file) counts as absent. No locksmithd unit and no
+//! `etcd-lock` strategy, no etcd unit, no exposed password: not applicable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::units::UNIT_DIRS;
+use super::{envfile, Control, ControlError, Disposition, Plan};
+use crate::host::fs::FileKind;
+use crate::host::{Host, HostError};
+use crate::policy::{self, TlsAuditState};
+
+const UPDATE_CONFS: [&str; 2] = ["/usr/share/flatcar/update.conf", "/etc/flatcar/update.conf"];
+const LOCKSMITHD: &str = "locksmithd.service";
+const ETCD_UNITS: [&str; 2] = ["etcd-member.service", "etcd.service"];
+const LOCKSMITH_TLS_FILES: [&str; 3] = [
+    "LOCKSMITHD_ETCD_CAFILE",
+    "LOCKSMITHD_ETCD_CERTFILE",
+    "LOCKSMITHD_ETCD_KEYFILE",
+];
+const PASSWORDS: [&str; 2] = ["LOCKSMITHD_ETCD_PASSWORD", "DOWNLOAD_PASSWORD"];
+/// etcd's URL settings and what etcd uses when one is not set.
+const ETCD_URLS: [(&str, &str); 4] = [
+    ("ETCD_LISTEN_CLIENT_URLS", "http://localhost:2379"),
+    ("ETCD_ADVERTISE_CLIENT_URLS", "http://localhost:2379"),
+    ("ETCD_LISTEN_PEER_URLS", "http://localhost:2380"),
+    ("ETCD_INITIAL_ADVERTISE_PEER_URLS", "http://localhost:2380"),
+];
+const ETCD_TLS_FILES: [&str; 6] = [
+    "ETCD_CERT_FILE",
+    "ETCD_KEY_FILE",
+    "ETCD_TRUSTED_CA_FILE",
+    "ETCD_PEER_CERT_FILE",
+    "ETCD_PEER_KEY_FILE",
+    "ETCD_PEER_TRUSTED_CA_FILE",
+];
+
+pub struct EtcdLocksmithTls {
+    policy: policy::EtcdLocksmithTls,
+}
+
+impl EtcdLocksmithTls {
+    pub fn new(policy: policy::EtcdLocksmithTls) -> Self {
+        EtcdLocksmithTls { policy }
+    }
+}
+
+/// One `KEY=VALUE` and where it was set.
+#[derive(Debug, Clone)]
+struct Setting {
+    key: String,
+    value: String,
+    file: PathBuf,
+    line: usize,
+    /// Set by `Environment=` in a unit file (not an environment file).
+    in_unit: bool,
+}
+
+impl Setting {
+    fn at(&self) -> String {
+        format!("{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// A unit as systemd would load it: its file, and the environment its files give it.
+struct Unit {
+    name: &'static str,
+    file: PathBuf,
+    env: Vec<Setting>,
+}
+
+pub struct State {
+    /// update.conf first, then locksmithd's own environment: the order values win in.
+    locksmith_env: Vec<Setting>,
+    locksmithd: Option<Unit>,
+    etcd: Vec<Unit>,
+    /// Per file named by a setting that must be readable: `Ok(true)` readable, `Ok(false)`
+    /// missing, `Err` why it cannot be read.
+    files: BTreeMap<String, Result<bool, String>>,
+    /// Permission bits of the files that hold a password.
+    modes: BTreeMap<PathBuf, u32>,
+}
+
+impl Control for EtcdLocksmithTls {
+    type State = State;
+
+    fn id(&self) -> &'static str {
+        "etcd-locksmith-tls"
+    }
+
+    fn title(&self) -> &'static str {
+        "etcd and locksmith use TLS"
+    }
+
+    fn unmanaged(&self) -> Option<String> {
+        (self.policy.state == TlsAuditState::Unmanaged)
+            .then(|| "left alone (policy: etcd-locksmith-tls.state = \"unmanaged\")".to_owned())
+    }
+
+    fn observe(&self, host: &Host) -> Result<State, ControlError> {
+        let mut locksmith_env = Vec::new();
+        for path in UPDATE_CONFS {
+            locksmith_env.extend(env_file(host, Path::new(path))?.unwrap_or_default());
+        }
+        let locksmithd = load_unit(host, LOCKSMITHD)?;
+        if let Some(unit) = &locksmithd {
+            locksmith_env.extend(unit.env.iter().cloned());
+        }
+        let mut etcd = Vec::new();
+        for name in ETCD_UNITS {
+            etcd.extend(load_unit(host, name)?);
+        }
+
+        let mut files = BTreeMap::new();
+        let mut modes = BTreeMap::new();
+        let named = LOCKSMITH_TLS_FILES
+            .iter()
+            .filter_map(|key| last_set(&locksmith_env, key))
+            .chain(etcd.iter().flat_map(|unit| {
+                ETCD_TLS_FILES
+                    .iter()
+                    .filter_map(|key| last_set(&unit.env, key))
+            }));
+        for setting in named {
+            let readable = match host.fs.read(Path::new(&setting.value)) {
+                Ok(found) => Ok(found.is_some()),
+                Err(e) => Err(e.to_string()),
+            };
+            files.insert(setting.value.clone(), readable);
+        }
+        for setting in locksmith_env.iter().filter(|s| is_password(s)) {
+            if let Some(meta) = host.fs.stat(&setting.file)? {
+                modes.insert(setting.file.clone(), meta.mode);
+            }
+        }
+        Ok(State {
+            locksmith_env,
+            locksmithd,
+            etcd,
+            files,
+            modes,
+        })
+    }
+
+    fn plan(&self, _host: &Host, state: &State) -> Result<Plan, ControlError> {
+        let mut findings = Vec::new();
+        let mut audited = Vec::new();
+
+        // locksmithd: the strategy decides whether it talks to etcd at all.
+        let strategy = last_set(&state.locksmith_env, "REBOOT_STRATEGY");
+        let etcd_lock = strategy.is_some_and(|s| s.value == "etcd-lock");
+        match strategy {
+            Some(s) if etcd_lock => {
+                audited.push(format!(
+                    "locksmithd (REBOOT_STRATEGY=etcd-lock, {})",
+                    s.at()
+                ));
+                let why = format!("{}: REBOOT_STRATEGY=etcd-lock", s.at());
+                self.audit_locksmith(state, &why, &mut findings);
+            }
+            Some(s) if state.locksmithd.is_some() => audited.push(format!(
+                "locksmithd does not use etcd (REBOOT_STRATEGY={}, {})",
+                s.value,
+                s.at()
+            )),
+            None if state.locksmithd.is_some() => audited
+                .push("locksmithd does not use etcd (REBOOT_STRATEGY not set: reboot)".to_owned()),
+            _ => {}
+        }
+
+        // Passwords, wherever locksmithd or update_engine read them from.
+        for setting in state.locksmith_env.iter().filter(|s| is_password(s)) {
+            let mode = state.modes.get(&setting.file).copied().unwrap_or(0);
+            let exposed = if mode & 0o004 != 0 {
+                Some(format!(
+                    "{}: {} is in a world-readable file (mode {:04o}); make it readable by \
+                     root only: chmod 0600 {}",
+                    setting.at(),
+                    setting.key,
+                    mode,
+                    setting.file.display()
+                ))
+            } else if setting.in_unit {
+                Some(format!(
+                    "{}: {} is set with Environment=, which `systemctl show` shows to every \
+                     user; move it to an EnvironmentFile= with mode 0600",
+                    setting.at(),
+                    setting.key
+                ))
+            } else {
+                None
+            };
+            findings.extend(exposed);
+        }
+
+        for unit in &state.etcd {
+            audited.push(format!("{} ({})", unit.name, unit.file.display()));
+            audit_etcd(unit, state, &mut findings);
+        }
+
+        // update.conf is read twice (directly, and as locksmithd's EnvironmentFile=).
+        let mut seen = std::collections::BTreeSet::new();
+        findings.retain(|f| seen.insert(f.clone()));
+
+        if audited.is_empty() && findings.is_empty() {
+            let strategy = strategy.map_or("REBOOT_STRATEGY not set".to_owned(), |s| {
+                format!("REBOOT_STRATEGY={}, {}", s.value, s.at())
+            });
+            return Ok(Plan::with(
+                Disposition::NotApplicable,
+                format!(
+                    "no etcd unit, no locksmithd unit, and locksmith does not use etcd \
+                     ({strategy})"
+                ),
+            ));
+        }
+        let what = if audited.is_empty() {
+            "update.conf".to_owned()
+        } else {
+            audited.join("; ")
+        };
+        let mut plan = Plan::managed(match findings.len() {
+            0 => format!("{what}: TLS throughout, no exposed password"),
+            1 => format!("{what}: 1 finding"),
+            n => format!("{what}: {n} findings"),
+        });
+        plan.problems = findings;
+        Ok(plan)
+    }
+}
+
+impl EtcdLocksmithTls {
+    fn audit_locksmith(&self, state: &State, why: &str, findings: &mut Vec<String>) {
+        let env = &state.locksmith_env;
+        match last_set(env, "LOCKSMITHD_ENDPOINT") {
+            None => findings.push(format!(
+                "{why}, but LOCKSMITHD_ENDPOINT is not set: locksmithd talks to etcd over plain \
+                 http://127.0.0.1:2379; set LOCKSMITHD_ENDPOINT to https:// URLs"
+            )),
+            Some(endpoint) => {
+                for url in plain_urls(&endpoint.value) {
+                    findings.push(format!(
+                        "{}: LOCKSMITHD_ENDPOINT {url} is not https://: locksmithd would talk to \
+                         etcd in the clear",
+                        endpoint.at()
+                    ));
+                }
+            }
+        }
+        for key in LOCKSMITH_TLS_FILES {
+            findings.extend(file_finding(env, key, why, state));
+        }
+    }
+}
+
+fn audit_etcd(unit: &Unit, state: &State, findings: &mut Vec<String>) {
+    let why = format!("{}: {}", unit.file.display(), unit.name);
+    for (key, default) in ETCD_URLS {
+        match last_set(&unit.env, key) {
+            None => findings.push(format!(
+                "{why} does not set {key}: etcd then uses {default}, plain HTTP; set it to \
+                 https:// URLs"
+            )),
+            Some(setting) => {
+                for url in plain_urls(&setting.value) {
+                    findings.push(format!("{}: {key} {url} is not https://", setting.at()));
+                }
+            }
+        }
+    }
+    for key in ETCD_TLS_FILES {
+        findings.extend(file_finding(&unit.env, key, &why, state));
+    }
+    match last_set(&unit.env, "ETCD_CLIENT_CERT_AUTH") {
+        None => findings.push(format!(
+            "{why} does not set ETCD_CLIENT_CERT_AUTH=true: clients are not asked for a \
+             certificate"
+        )),
+        Some(setting) if !is_true(&setting.value) => findings.push(format!(
+            "{}: ETCD_CLIENT_CERT_AUTH={}: clients are not asked for a certificate; set it to \
+             true",
+            setting.at(),
+            setting.value
+        )),
+        Some(_) => {}
+    }
+}
+
+/// A finding for a TLS file setting that is missing, or names a file that cannot be read.
+fn file_finding(env: &[Setting], key: &str, why: &str, state: &State) -> Option<String> {
+    let Some(setting) = last_set(env, key) else {
+        return Some(format!("{why}, but {key} is not set"));
+    };
+    match state.files.get(&setting.value) {
+        Some(Ok(true)) => None,
+        Some(Ok(false)) | None => Some(format!(
+            "{}: {key}={}: no such file",
+            setting.at(),
+            setting.value
+        )),
+        Some(Err(error)) => Some(format!(
+            "{}: {key}={}: cannot be read: {error}",
+            setting.at(),
+            setting.value
+        )),
+    }
+}
+
+/// The last non-empty value of `key` (an empty assignment unsets it, as for systemd).
+fn last_set<'a>(env: &'a [Setting], key: &str) -> Option<&'a Setting> {
+    env.iter()
+        .rev()
+        .find(|s| s.key == key)
+        .filter(|s| !s.value.is_empty())
+}
+
+fn is_password(setting: &Setting) -> bool {
+    PASSWORDS.contains(&setting.key.as_str()) && !setting.value.is_empty()
+}
+
+/// URLs in a comma-separated list that do not use TLS (`https://`, or `unixs://` for etcd).
+fn plain_urls(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .filter(|url| {
+            let lower = url.to_ascii_lowercase();
+            !(lower.starts_with("https://") || lower.starts_with("unixs://"))
+        })
+        .collect()
+}
+
+/// etcd reads booleans with Go's `strconv.ParseBool`.
+fn is_true(value: &str) -> bool {
+    matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
+/// An environment file's settings; `None` if it does not exist.
+fn env_file(host: &Host, path: &Path) -> Result<Option<Vec<Setting>>, HostError> {
+    Ok(host.fs.read_text(path)?.map(|text| {
+        envfile::parse(&text)
+            .into_iter()
+            .map(|a| Setting {
+                key: a.key,
+                value: a.value,
+                file: path.to_path_buf(),
+                line: a.line,
+                in_unit: false,
+            })
+            .collect()
+    }))
+}
+
+/// A unit from its files: the first unit directory that has it, then its drop-ins
+/// (`NAME.d/*.conf` in every unit directory, a name in an earlier directory hiding the same name
+/// in a later one, applied in name order). `None` if there is no such unit or it is masked.
+fn load_unit(host: &Host, name: &'static str) -> Result<Option<Unit>, HostError> {
+    let mut file = None;
+    for dir in UNIT_DIRS {
+        let path = Path::new(dir).join(name);
+        if host.fs.lstat(&path)?.is_some() {
+            file = Some(path);
+            break;
+        }
+    }
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    // A mask is a link to /dev/null (a device, or nothing at all inside an image) or an empty file.
+    let regular = host
+        .fs
+        .stat(&file)?
+        .is_some_and(|m| m.kind == FileKind::Regular);
+    let text = if regular {
+        host.fs.read_text(&file)?.unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut dropins: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in UNIT_DIRS {
+        let dropin_dir = Path::new(dir).join(format!("{name}.d"));
+        for entry in host.fs.list_dir(&dropin_dir)? {
+            if entry.ends_with(".conf") {
+                dropins
+                    .entry(entry.clone())
+                    .or_insert_with(|| dropin_dir.join(entry));
+            }
+        }
+    }
+    let mut sources = vec![(file.clone(), text)];
+    for path in dropins.into_values() {
+        if let Some(text) = host.fs.read_text(&path)? {
+            sources.push((path, text));
+        }
+    }
+
+    // systemd: Environment= in order, then every EnvironmentFile= in order (their values win);
+    // an empty assignment resets the list.
+    let mut environment = Vec::new();
+    let mut environment_files: Vec<(PathBuf, bool)> = Vec::new();
+    for (path, text) in &sources {
+        for (line, key, value) in service_settings(text) {
+            match key.as_str() {
+                "Environment" if value.is_empty() => environment.clear(),
+                "Environment" => {
+                    for word in envfile::words(&value) {
+                        if let Some((key, value)) = word.split_once('=') {
+                            environment.push(Setting {
+                                key: key.to_owned(),
+                                value: value.to_owned(),
+                                file: path.clone(),
+                                line,
+                                in_unit: true,
+                            });
+                        }
+                    }
+                }
+                "EnvironmentFile" if value.is_empty() => environment_files.clear(),
+                "EnvironmentFile" => {
+                    for word in envfile::words(&value) {
+                        let (optional, file) = match word.strip_prefix('-') {
+                            Some(rest) => (true, rest.to_owned()),
+                            None => (false, word),
+                        };
+                        environment_files.push((PathBuf::from(file), optional));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut env = environment;
+    for (path, _optional) in environment_files {
+        // A missing file that is not optional keeps the unit from starting at all: no exposure.
+        env.extend(env_file(host, &path)?.unwrap_or_default());
+    }
+    Ok(Some(Unit { name, file, env }))
+}
+
+/// `[Service]` settings of a unit file: line (where the setting starts), key, value. Comments
+/// (`#`, `;`) are skipped and a trailing backslash continues a line, as systemd reads them.
+fn service_settings(text: &str) -> Vec<(usize, String, String)> {
+    let mut settings = Vec::new();
+    let mut section = String::new();
+    let mut continued: Option<(usize, String)> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let (start, mut line) = match continued.take() {
+            Some((start, so_far)) => (start, format!("{so_far} {}", raw.trim())),
+            None => {
+                let line = raw.trim();
+                if line.starts_with('#') || line.starts_with(';') {
+                    continue;
+                }
+                (index + 1, line.to_owned())
+            }
+        };
+        if line.ends_with('\\') {
+            line.pop();
+            continued = Some((start, line));
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[Service]" {
+            if let Some((key, value)) = line.split_once('=') {
+                settings.push((start, key.trim().to_owned(), value.trim().to_owned()));
+            }
+        }
+    }
+    settings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controls::Step;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Flatcar's own unit: the update.conf files are its environment files.
+    const LOCKSMITHD_UNIT: &str = "[Unit]\nDescription=Cluster reboot manager\n\n[Service]\n\
+        CPUShares=16\nEnvironment=GOMAXPROCS=1\n\
+        EnvironmentFile=-/usr/share/flatcar/update.conf\n\
+        EnvironmentFile=-/etc/flatcar/update.conf\nExecStart=/usr/lib/locksmith/locksmithd\n";
+
+    struct Tree {
+        dir: tempfile::TempDir,
+    }
+
+    impl Tree {
+        fn new() -> Tree {
+            let tree = Tree {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            tree.write(
+                "/usr/share/flatcar/update.conf",
+                "GROUP=stable\nSERVER=https://public.update.flatcar-linux.net/v1/update/\n",
+            );
+            tree
+        }
+
+        fn write(&self, path: &str, content: &str) -> &Tree {
+            let full = self.dir.path().join(path.trim_start_matches('/'));
+            fs::create_dir_all(full.parent().unwrap()).unwrap();
+            fs::write(&full, content).unwrap();
+            fs::set_permissions(&full, fs::Permissions::from_mode(0o644)).unwrap();
+            self
+        }
+
+        fn chmod(&self, path: &str, mode: u32) -> &Tree {
+            let full = self.dir.path().join(path.trim_start_matches('/'));
+            fs::set_permissions(full, fs::Permissions::from_mode(mode)).unwrap();
+            self
+        }
+
+        fn locksmith_tls(&self) -> &Tree {
+            for name in ["ca", "cert", "key"] {
+                self.write(&format!("/etc/ssl/locksmith/{name}.pem"), "PEM\n");
+            }
+            self
+        }
+
+        fn plan(&self) -> Plan {
+            let host = Host::open(self.dir.path()).unwrap();
+            let plan = EtcdLocksmithTls::new(policy::EtcdLocksmithTls::default())
+                .assess(&host)
+                .unwrap();
+            assert!(plan.actions.is_empty(), "an audit never writes");
+            plan
+        }
+    }
+
+    fn findings(plan: &Plan) -> String {
+        plan.problems.join("\n")
+    }
+
+    #[test]
+    fn nothing_of_etcd_or_locksmith_is_not_applicable() {
+        let tree = Tree::new();
+        tree.write("/etc/flatcar/update.conf", "REBOOT_STRATEGY=off\n");
+        let plan = tree.plan();
+        assert_eq!(
+            plan.disposition,
+            Disposition::NotApplicable,
+            "{}",
+            plan.summary
+        );
+        assert!(
+            plan.summary.contains("REBOOT_STRATEGY=off"),
+            "{}",
+            plan.summary
+        );
+
+        // A masked locksmithd counts as absent.
+        tree.write(
+            "/usr/lib/systemd/system/locksmithd.service",
+            LOCKSMITHD_UNIT,
+        );
+        let etc_units = tree.dir.path().join("etc/systemd/system");
+        fs::create_dir_all(&etc_units).unwrap();
+        std::os::unix::fs::symlink("/dev/null", etc_units.join("locksmithd.service")).unwrap();
+        assert_eq!(tree.plan().disposition, Disposition::NotApplicable);
+    }
+
+    #[test]
+    fn locksmithd_without_etcd_lock_is_compliant() {
+        let tree = Tree::new();
+        tree.write(
+            "/usr/lib/systemd/system/locksmithd.service",
+            LOCKSMITHD_UNIT,
+        )
+        .write("/etc/flatcar/update.conf", "REBOOT_STRATEGY=reboot\n");
+        let plan = tree.plan();
+        assert_eq!(plan.disposition, Disposition::Managed);
+        assert!(plan.problems.is_empty(), "{}", findings(&plan));
+        assert!(
+            plan.summary.contains("does not use etcd"),
+            "{}",
+            plan.summary
+        );
+    }
+
+    #[test]
+    fn etcd_lock_over_the_default_http_endpoint_without_certificates() {
+        let tree = Tree::new();
+        tree.write(
+            "/usr/lib/systemd/system/locksmithd.service",
+            LOCKSMITHD_UNIT,
+        )
+        .write(
+            "/etc/flatcar/update.conf",
+            "GROUP=stable\nREBOOT_STRATEGY=etcd-lock\n",
+        );
+        let plan = tree.plan();
+        let text = findings(&plan);
+        assert!(
+            text.contains("/etc/flatcar/update.conf:2: REBOOT_STRATEGY=etcd-lock, but LOCKSMITHD_ENDPOINT is not set")
+                && text.contains("http://127.0.0.1:2379"),
+            "{text}"
+        );
+        for key in LOCKSMITH_TLS_FILES {
+            assert!(text.contains(&format!("{key} is not set")), "{text}");
+        }
+        assert_eq!(plan.problems.len(), 4, "each finding once: {text}");
+    }
+
+    #[test]
+    fn http_endpoint_in_a_dropin_is_named_by_file_and_line() {
+        let tree = Tree::new();
+        tree.locksmith_tls()
+            .write(
+                "/usr/lib/systemd/system/locksmithd.service",
+                LOCKSMITHD_UNIT,
+            )
+            .write("/etc/flatcar/update.conf", "REBOOT_STRATEGY=etcd-lock\n")
+            .write(
+                "/etc/systemd/system/locksmithd.service.d/20-etcd.conf",
+                "[Service]\n\
+                 Environment=\"LOCKSMITHD_ENDPOINT=https://10.0.0.1:2379,http://10.0.0.2:2379\"\n\
+                 Environment=LOCKSMITHD_ETCD_CAFILE=/etc/ssl/locksmith/ca.pem \\\n\
+                   LOCKSMITHD_ETCD_CERTFILE=/etc/ssl/locksmith/cert.pem\n\
+                 Environment=LOCKSMITHD_ETCD_KEYFILE=/etc/ssl/locksmith/missing.pem\n",
+            );
+        let plan = tree.plan();
+        let text = findings(&plan);
+        let dropin = "/etc/systemd/system/locksmithd.service.d/20-etcd.conf";
+        assert!(
+            text.contains(&format!(
+                "{dropin}:2: LOCKSMITHD_ENDPOINT http://10.0.0.2:2379 is not https://"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("10.0.0.1"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "{dropin}:5: LOCKSMITHD_ETCD_KEYFILE=/etc/ssl/locksmith/missing.pem: no such file"
+            )),
+            "{text}"
+        );
+        assert_eq!(plan.problems.len(), 2, "{text}");
+    }
+
+    #[test]
+    fn etcd_lock_over_https_with_all_three_files_is_compliant() {
+        let tree = Tree::new();
+        tree.locksmith_tls()
+            .write(
+                "/usr/lib/systemd/system/locksmithd.service",
+                LOCKSMITHD_UNIT,
+            )
+            .write(
+                "/etc/flatcar/update.conf",
+                "REBOOT_STRATEGY=etcd-lock\n\
+                 LOCKSMITHD_ENDPOINT=https://10.0.0.1:2379\n\
+                 LOCKSMITHD_ETCD_CAFILE=/etc/ssl/locksmith/ca.pem\n\
+                 LOCKSMITHD_ETCD_CERTFILE=/etc/ssl/locksmith/cert.pem\n\
+                 LOCKSMITHD_ETCD_KEYFILE=/etc/ssl/locksmith/key.pem\n",
+            );
+        let plan = tree.plan();
+        assert_eq!(plan.disposition, Disposition::Managed);
+        assert!(plan.problems.is_empty(), "{}", findings(&plan));
+        assert!(plan.summary.contains("TLS throughout"), "{}", plan.summary);
+    }
+
+    #[test]
+    fn passwords_in_world_readable_files_are_findings() {
+        let tree = Tree::new();
+        tree.locksmith_tls()
+            .write(
+                "/usr/lib/systemd/system/locksmithd.service",
+                LOCKSMITHD_UNIT,
+            )
+            .write(
+                "/etc/systemd/system/locksmithd.service.d/30-auth.conf",
+                "[Service]\nEnvironmentFile=/etc/locksmith/auth.env\n",
+            )
+            .write(
+                "/etc/locksmith/auth.env",
+                "LOCKSMITHD_ETCD_USERNAME=reboot\nLOCKSMITHD_ETCD_PASSWORD=hunter2\n",
+            )
+            .write(
+                "/etc/flatcar/update.conf",
+                "REBOOT_STRATEGY=etcd-lock\n\
+                 LOCKSMITHD_ENDPOINT=https://10.0.0.1:2379\n\
+                 LOCKSMITHD_ETCD_CAFILE=/etc/ssl/locksmith/ca.pem\n\
+                 LOCKSMITHD_ETCD_CERTFILE=/etc/ssl/locksmith/cert.pem\n\
+                 LOCKSMITHD_ETCD_KEYFILE=/etc/ssl/locksmith/key.pem\n",
+            );
+        let text = findings(&tree.plan());
+        assert!(
+            text.contains("/etc/locksmith/auth.env:2: LOCKSMITHD_ETCD_PASSWORD is in a world-readable file (mode 0644)"),
+            "{text}"
+        );
+        tree.chmod("/etc/locksmith/auth.env", 0o600);
+        assert!(tree.plan().problems.is_empty());
+
+        // update_engine's password, even with no locksmith or etcd around.
+        let tree = Tree::new();
+        tree.write(
+            "/etc/flatcar/update.conf",
+            "DOWNLOAD_USER=me\nDOWNLOAD_PASSWORD=secret\n",
+        );
+        let plan = tree.plan();
+        assert_eq!(plan.disposition, Disposition::Managed);
+        assert!(findings(&plan).contains("/etc/flatcar/update.conf:2: DOWNLOAD_PASSWORD"));
+
+        // In a unit's Environment=, `systemctl show` gives it to everyone.
+        let tree = Tree::new();
+        tree.write(
+            "/usr/lib/systemd/system/locksmithd.service",
+            LOCKSMITHD_UNIT,
+        )
+        .write(
+            "/etc/systemd/system/locksmithd.service.d/30-auth.conf",
+            "[Service]\nEnvironment=LOCKSMITHD_ETCD_PASSWORD=hunter2\n",
+        )
+        .chmod(
+            "/etc/systemd/system/locksmithd.service.d/30-auth.conf",
+            0o600,
+        );
+        assert!(findings(&tree.plan()).contains("systemctl show"));
+    }
+
+    #[test]
+    fn etcd_member_urls_and_certificates() {
+        let tree = Tree::new();
+        tree.write(
+            "/usr/lib/systemd/system/etcd-member.service",
+            "[Service]\nExecStart=/usr/lib/flatcar/etcd-wrapper $ETCD_OPTS\n",
+        )
+        .write(
+            "/etc/systemd/system/etcd-member.service.d/20-clct-etcd-member.conf",
+            "[Service]\n\
+             Environment=\"ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379\"\n\
+             Environment=\"ETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379\"\n",
+        );
+        let text = findings(&tree.plan());
+        let dropin = "/etc/systemd/system/etcd-member.service.d/20-clct-etcd-member.conf";
+        assert!(
+            text.contains(&format!(
+                "{dropin}:2: ETCD_LISTEN_CLIENT_URLS http://0.0.0.0:2379 is not https://"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("ETCD_ADVERTISE_CLIENT_URLS"), "{text}");
+        assert!(
+            text.contains("/usr/lib/systemd/system/etcd-member.service: etcd-member.service does not set ETCD_LISTEN_PEER_URLS"),
+            "{text}"
+        );
+        for key in ETCD_TLS_FILES {
+            assert!(text.contains(&format!("{key} is not set")), "{text}");
+        }
+        assert!(text.contains("ETCD_CLIENT_CERT_AUTH=true"), "{text}");
+
+        // All of it over TLS, in an environment file.
+        for name in ["server", "server-key", "ca", "peer", "peer-key"] {
+            tree.write(&format!("/etc/ssl/etcd/{name}.pem"), "PEM\n");
+        }
+        tree.write(
+            "/etc/systemd/system/etcd-member.service.d/20-clct-etcd-member.conf",
+            "[Service]\nEnvironmentFile=/etc/etcd/etcd.env\n",
+        )
+        .write(
+            "/etc/etcd/etcd.env",
+            "ETCD_LISTEN_CLIENT_URLS=https://0.0.0.0:2379\n\
+             ETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379\n\
+             ETCD_LISTEN_PEER_URLS=https://0.0.0.0:2380\n\
+             ETCD_INITIAL_ADVERTISE_PEER_URLS=https://10.0.0.1:2380\n\
+             ETCD_CERT_FILE=/etc/ssl/etcd/server.pem\n\
+             ETCD_KEY_FILE=/etc/ssl/etcd/server-key.pem\n\
+             ETCD_TRUSTED_CA_FILE=/etc/ssl/etcd/ca.pem\n\
+             ETCD_PEER_CERT_FILE=/etc/ssl/etcd/peer.pem\n\
+             ETCD_PEER_KEY_FILE=/etc/ssl/etcd/peer-key.pem\n\
+             ETCD_PEER_TRUSTED_CA_FILE=/etc/ssl/etcd/ca.pem\n\
+             ETCD_CLIENT_CERT_AUTH=true\n",
+        );
+        let plan = tree.plan();
+        assert!(plan.problems.is_empty(), "{}", findings(&plan));
+        assert!(
+            plan.summary.contains("etcd-member.service"),
+            "{}",
+            plan.summary
+        );
+    }
+
+    #[test]
+    fn unit_files_are_read_as_systemd_reads_them() {
+        let settings = service_settings(
+            "[Unit]\nEnvironment=NOT=service\n[Service]\n# Environment=A=commented\n\
+             Environment=A=1 \\\n  B=2\nEnvironmentFile=-/etc/x.env\n",
+        );
+        assert_eq!(
+            settings,
+            [
+                (5, "Environment".to_owned(), "A=1  B=2".to_owned()),
+                (7, "EnvironmentFile".to_owned(), "-/etc/x.env".to_owned()),
+            ]
+        );
+        assert_eq!(
+            plain_urls("https://a:2379, http://b:2379,unixs://c"),
+            ["http://b:2379"]
+        );
+    }
+}
