@@ -1,20 +1,24 @@
-//! systemd's D-Bus API, the way `systemctl` uses it.
+//! systemd's D-Bus API, the way `systemctl` uses it: `org.freedesktop.systemd1.Manager` methods
+//! and `Unit`/`Socket` properties, through zbus proxies declared with its proxy macro.
 //!
-//! As root, the agent talks to PID 1 over its private socket `/run/systemd/private`
-//! (peer-to-peer, no `Hello`, no dbus-daemon needed — it exists before dbus.service starts, so a
-//! unit ordered early at boot can use it); otherwise, or if that fails, over the system bus.
-//! Proxies never cache properties: a peer-to-peer connection has no bus to subscribe to
-//! `PropertiesChanged` on, and every read must see systemd's state at that moment anyway.
+//! The agent talks to PID 1 over the system bus. PID 1 also serves this API to root on its private
+//! socket `/run/systemd/private` (peer-to-peer, usable before dbus-daemon runs), and that is what
+//! `systemctl` uses — but PID 1 stamps its replies there with the sender `org.freedesktop.systemd1`,
+//! a well-known name where the D-Bus specification wants a unique one, and zbus 5 aborts on such a
+//! reply (`Invalid field reconstruction: InvalidName(..)` in its executor thread: the call never
+//! returns). Until zbus accepts it, the bus is the only way, and `flatcar-harden.service` is
+//! ordered after `dbus.service`.
+//!
+//! Proxies never cache properties: every read must see systemd's state at that moment.
 
 use std::time::{Duration, Instant};
 
-use zbus::blocking::{connection, Connection};
+use zbus::blocking::Connection;
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::OwnedObjectPath;
 
 use super::HostError;
 
-const PRIVATE_SOCKET: &str = "/run/systemd/private";
 /// How long a start or stop job may take before the agent stops waiting.
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -100,29 +104,16 @@ fn dbus(what: impl std::fmt::Display, error: zbus::Error) -> HostError {
 }
 
 impl Systemd {
-    /// PID 1's private socket first (root only), then the system bus.
+    /// The system bus; an error names what failed and what to do.
     pub fn connect() -> Result<Systemd, HostError> {
-        let private = connection::Builder::address(format!("unix:path={PRIVATE_SOCKET}").as_str())
-            .map(|builder| builder.p2p())
-            .and_then(|builder| builder.build());
-        let private_error = match private {
-            Ok(connection) => {
-                return Ok(Systemd {
-                    connection,
-                    via: PRIVATE_SOCKET,
-                })
-            }
-            Err(e) => e,
-        };
         match Connection::system() {
             Ok(connection) => Ok(Systemd {
                 connection,
                 via: "the system bus",
             }),
-            Err(bus_error) => Err(HostError::Refused(format!(
-                "cannot reach systemd: {PRIVATE_SOCKET}: {private_error}; system bus: \
-                 {bus_error}. Is this a running system with systemd as PID 1? To work on an \
-                 image, pass --root DIR"
+            Err(error) => Err(HostError::Refused(format!(
+                "cannot reach systemd over the system bus: {error}. Is this a running system \
+                 with systemd as PID 1 and dbus running? To work on an image, pass --root DIR"
             ))),
         }
     }
