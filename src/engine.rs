@@ -146,9 +146,19 @@ fn lockout(host: &Host, policy: &Policy, step: &dyn Step) -> Option<String> {
         return None;
     }
     let loss = step.lockout_risk(&host.session)?;
+    let remains = match host.password_logins() {
+        Ok(users) if users.is_empty() => {
+            "no account has a password, so the console will not let anyone in either".to_owned()
+        }
+        Ok(users) => format!(
+            "the way in that remains: console login as {}",
+            users.join(", ")
+        ),
+        Err(error) => format!("cannot tell which console logins remain ({error})"),
+    };
     Some(format!(
-        "refused: this run comes over SSH ({over_ssh}) and {loss}. Make sure the console works, \
-         then set `allow_remote_lockout = true` in [safety] to go ahead"
+        "refused: this run comes over SSH ({over_ssh}) and {loss}; {remains}. Make sure the \
+         console works, then set `allow_remote_lockout = true` in [safety] to go ahead"
     ))
 }
 

@@ -61,3 +61,42 @@ impl Host {
         }
     }
 }
+
+impl Host {
+    /// Accounts that can log in on the console with a password: a usable hash in `/etc/shadow`
+    /// (not empty, not `*`, not `!`-locked). The lockout guard names them as the way in that
+    /// remains when remote access goes.
+    pub fn password_logins(&self) -> Result<Vec<String>, HostError> {
+        let shadow = self
+            .fs
+            .read_text(Path::new("/etc/shadow"))?
+            .unwrap_or_default();
+        Ok(shadow
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(':');
+                let (user, hash) = (fields.next()?, fields.next()?);
+                let usable = !hash.is_empty() && !hash.starts_with(['*', '!']);
+                usable.then(|| user.to_owned())
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_usable_password_hashes_count_as_console_logins() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/shadow"),
+            "root:$6$salt$hash:19000::::::\ncore:*:19000::::::\nlocked:!$6$x$y:1::::::\nempty::1::::::\n",
+        )
+        .unwrap();
+        let host = Host::open(root.path()).unwrap();
+        assert_eq!(host.password_logins().unwrap(), vec!["root".to_owned()]);
+    }
+}
