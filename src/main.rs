@@ -1,5 +1,6 @@
 //! flatcar-harden: harden a Flatcar Container Linux host from a TOML policy.
 
+mod assets;
 mod cli;
 mod controls;
 mod engine;
@@ -21,6 +22,17 @@ use report::{Mode, Report, TextWriter};
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // Packaging's entry point for man pages and completions; not a command of the CLI.
+    let args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|arg| arg == assets::COMMAND) {
+        return match assets::main(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("flatcar-harden: error: {message}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {

@@ -10,6 +10,7 @@
 //! control code runs against a fake kernel without any switch in the shipped binary.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
@@ -64,12 +65,25 @@ impl Kernel {
     /// Writes `value` to a sysfs attribute, as `echo value > path` does. The kernel answers a
     /// value it does not accept now with EINVAL, EPERM or EBUSY: that is reported as a refusal
     /// naming the attribute and the value, not as an I/O error.
+    ///
+    /// EBUSY can also be passing: the kernel disables CPU hotplug (what `smt/control` does) while
+    /// a PCI driver probes, and at boot udev loads drivers while flatcar-harden.service runs. So
+    /// a busy answer is retried for [`BUSY_RETRY`] before it counts as a refusal.
     pub fn write(&self, path: &str, value: &str) -> Result<(), HostError> {
-        self.fs
-            .write_in_place(Path::new(path), value.as_bytes())
-            .map_err(|errno| write_error(path, value, errno))
+        let started = Instant::now();
+        loop {
+            match self.fs.write_in_place(Path::new(path), value.as_bytes()) {
+                Err(Errno::EBUSY) if started.elapsed() < BUSY_RETRY => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                result => return result.map_err(|errno| write_error(path, value, errno)),
+            }
+        }
     }
 }
+
+/// How long a write answered with EBUSY is retried.
+const BUSY_RETRY: Duration = Duration::from_secs(10);
 
 /// Every failed write names the attribute and the value; the answers that mean "not accepted
 /// now" (rather than "no such attribute") say that the kernel refused it.

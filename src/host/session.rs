@@ -21,13 +21,24 @@ impl Session {
 
     /// The user whose access is at stake: the one behind sudo, or the one running the agent.
     pub fn operator(&self) -> Option<String> {
-        self.sudo_user.clone().or_else(|| {
-            nix::unistd::User::from_uid(nix::unistd::getuid())
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-        })
+        self.sudo_user
+            .clone()
+            .or_else(|| user_name(nix::unistd::getuid().as_raw()))
     }
+}
+
+/// The name of `uid` from `/etc/passwd`, then Flatcar's `/usr/share/baselayout/passwd` (what NSS's
+/// `files usrfiles` would answer), read directly: the shipped binary is statically linked, and a
+/// static glibc cannot load the host's NSS modules reliably, so the agent makes no NSS lookup.
+fn user_name(uid: u32) -> Option<String> {
+    ["/etc/passwd", "/usr/share/baselayout/passwd"]
+        .iter()
+        .find_map(|file| {
+            fs::read_to_string(file).ok()?.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() >= 3 && fields[2].parse() == Ok(uid)).then(|| fields[0].to_owned())
+            })
+        })
 }
 
 /// `SSH_CONNECTION` is the obvious sign, but `sudo` resets the environment, so also walk up the
