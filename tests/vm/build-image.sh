@@ -7,6 +7,8 @@
 #     rootfs.tar   the same tree as a tar (for offline, before-boot hooks)
 #     vmlinuz      generic Debian kernel (linux-image-amd64)
 #     initrd.img   small initramfs (MODULES=list)
+#     grub.img     GRUB (i386-pc) as QEMU can load it with -kernel: lnxboot.img
+#                  + a core image that boots the disk's /boot/grub/grub.cfg
 #     id_ed25519   ssh key authorised for root and core
 #     known_hosts  the guest's ssh host key, under the alias flatcar-harden-vm
 #
@@ -29,6 +31,11 @@ packages=(
 )
 # Loaded from the initramfs; everything else comes from the root fs.
 initrd_modules=(virtio_pci virtio_blk virtio_net ext4)
+# Built into the GRUB core image (grub-mkimage adds their dependencies):
+# disk through the BIOS, ext4, the script commands of image/grub/early.cfg and
+# image/rootfs/boot/grub/grub.cfg, linux16 (and linux, as Flatcar uses).
+grub_modules=(biosdisk ext2 normal configfile test echo serial terminal smbios reboot linux16 linux)
+grub_dir=/usr/lib/grub/i386-pc
 
 log() { printf 'build-image: %s\n' "$*" >&2; }
 die() {
@@ -220,6 +227,15 @@ build() {
 	((${#initrds[@]} == 1)) || die "expected one initrd, found: ${initrds[*]}"
 	cp "${kernels[0]}" "$out/vmlinuz"
 	cp "${initrds[0]}" "$out/initrd.img"
+	# Stable names for GRUB (boot/grub/grub.cfg loads these).
+	ln -sfn "$(basename "${kernels[0]}")" "$r/boot/vmlinuz"
+	ln -sfn "$(basename "${initrds[0]}")" "$r/boot/initrd.img"
+
+	log "grub.img"
+	grub-mkimage -O i386-pc -d "$grub_dir" -c "$here/image/grub/early.cfg" -p '(hd0)/boot/grub' \
+		-o "$out/grub-core.img" "${grub_modules[@]}"
+	cat "$grub_dir/lnxboot.img" "$out/grub-core.img" >"$out/grub.img"
+	rm -f "$out/grub-core.img"
 
 	log "rootfs.tar and disk.img"
 	tar -C "$r" --numeric-owner --xattrs --xattrs-include='*' -cf "$out/rootfs.tar" .
@@ -230,9 +246,10 @@ build() {
 main() {
 	[[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, chroot)"
 	local c
-	for c in debootstrap mke2fs ssh-keygen flock; do
+	for c in debootstrap mke2fs ssh-keygen flock grub-mkimage; do
 		command -v "$c" >/dev/null || die "$c not found; run tests/vm/install-deps.sh"
 	done
+	[[ -f $grub_dir/lnxboot.img ]] || die "$grub_dir/lnxboot.img not found; run tests/vm/install-deps.sh (grub-pc-bin)"
 
 	local base hash dir
 	base=${XDG_CACHE_HOME:-$HOME/.cache}/flatcar-harden/vm

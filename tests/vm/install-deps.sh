@@ -17,6 +17,7 @@ declare -A need=(
 	[sha256sum]=coreutils
 	[ss]=iproute2
 	[python3]=python3
+	[grub-mkimage]=grub-pc-bin
 )
 
 missing=()
@@ -28,6 +29,11 @@ done
 # debootstrap verifies Release files with this keyring.
 if [[ ! -e /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
 	missing+=(debian-archive-keyring)
+fi
+# The GRUB image (build-image.sh) needs the i386-pc modules and lnxboot.img,
+# which grub-pc-bin has (grub-mkimage itself is in grub-common, its dependency).
+if [[ ! -e /usr/lib/grub/i386-pc/lnxboot.img ]]; then
+	missing+=(grub-pc-bin)
 fi
 
 if ((${#missing[@]} == 0)); then

@@ -18,6 +18,8 @@
 #   FH_VM_AGENT=PATH      use this agent binary instead of building one;
 #                         `none` installs no agent
 #   FH_VM_KEEP=1          keep each scenario's disk (disk.qcow2, base.img)
+#   FH_VM_BOOTLOADER=grub|direct  how scenarios without a `bootloader` file
+#                         boot (default grub; see README, Boot)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +30,12 @@ accel=${FH_VM_ACCEL:-tcg}
 boot_timeout=${FH_VM_TIMEOUT:-180}
 mem=${FH_VM_MEM:-1024}
 tcg_thread=${FH_VM_TCG_THREAD:-single}
-base_cmdline="root=/dev/vda rw console=ttyS0 mitigations=off security=selinux panic=-1 fh_vm.share"
+default_bootloader=${FH_VM_BOOTLOADER:-grub}
+# Kernel arguments. GRUB mode: the guest's /boot/grub/grub.cfg has the root and
+# console ones itself and gets the bed's (plus a scenario's cmdline file) from
+# the SMBIOS system SKU. Direct mode: all of them go to -append.
+root_args="root=/dev/vda rw console=ttyS0"
+bed_args="mitigations=off security=selinux panic=-1 fh_vm.share"
 
 log() { printf 'run.sh: %s\n' "$*" >&2; }
 die() {
@@ -92,15 +99,6 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# `set linux_append="$linux_append ARGS"` lines of a Flatcar OEM grub.cfg,
-# the one form GRUB (and Ignition) take from there: prints the ARGS.
-grub_linux_append() {
-	[[ -f $1 ]] || return 0
-	# shellcheck disable=SC2016 # the $ is GRUB's, not ours
-	sed -n -E 's/^[[:space:]]*set[[:space:]]+linux_append="\$(linux_append|\{linux_append\})[[:space:]]+([^"]*)"[[:space:]]*(#.*)?$/\2/p' "$1" |
-		tr '\n' ' '
-}
-
 # ---------------------------------------------------------------------------
 # One scenario.
 
@@ -117,9 +115,16 @@ boot_phase() {
 	host_part=$(part_name host "$p")
 	if [[ -x $sdir_copy/$host_part ]]; then : >"$out/share/ctl/host-wanted-$p"; fi
 
-	local cmdline="$base_cmdline $extra_cmdline $grub_append"
-	cmdline=$(echo "$cmdline" | tr -s ' ' | sed 's/ $//')
-	echo "$cmdline" >"$out/cmdline-phase$p"
+	# How the kernel gets started. GRUB reads /oem/grub.cfg itself; nothing
+	# here looks at that file.
+	local args boot_args
+	args=$(echo "$bed_args $extra_cmdline" | tr -s ' ' | sed 's/^ //; s/ $//')
+	if [[ $bootloader == grub ]]; then
+		# QEMU option values escape a comma by doubling it.
+		boot_args=(-kernel "$img/grub.img" -smbios "type=1,sku=${args//,/,,}")
+	else
+		boot_args=(-kernel "$img/vmlinuz" -initrd "$img/initrd.img" -append "$root_args $args")
+	fi
 
 	local accel_args
 	if [[ $accel == kvm ]]; then
@@ -138,7 +143,7 @@ boot_phase() {
 			-smp sockets=1,cores=1,threads=2 -m "$mem" \
 			-nodefaults -display none -monitor none -no-reboot \
 			-serial "file:$out/console-phase$p.log" \
-			-kernel "$img/vmlinuz" -initrd "$img/initrd.img" -append "$cmdline" \
+			"${boot_args[@]}" \
 			-drive "file=$out/disk.qcow2,format=qcow2,if=virtio" \
 			-netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:22" \
 			-device virtio-net-pci,netdev=net0 \
@@ -208,6 +213,12 @@ boot_phase() {
 	fi
 	stop_qemu
 	log "$name: phase $p: boot and run took $((SECONDS - start)) s"
+	# The guest's /proc/cmdline (the harness copies it), else the kernel's
+	# own report on the console.
+	if [[ ! -s $out_sh/cmdline-phase$p ]]; then
+		grep -a -m 1 -o 'Kernel command line: .*' "$out/console-phase$p.log" 2>/dev/null |
+			sed 's/^Kernel command line: //; s/\r$//' >"$out/cmdline-phase$p" || true
+	fi
 	if [[ ! -e $rc_file ]]; then
 		reason="phase $p: guest stopped without a result (see console-phase$p.log)"
 		return 1
@@ -260,7 +271,7 @@ run_scenario() {
 	name=$1
 	local src=$2 t0=$SECONDS p
 	out=$results/$name
-	reason="" host_failed="" grub_append="" extra_cmdline=""
+	reason="" host_failed="" extra_cmdline=""
 	rm -rf "$out"
 	mkdir -p "$out/share/out" "$out/share/ctl" "$out/share/scenario"
 	sdir_copy=$out/share/scenario
@@ -284,11 +295,17 @@ run_scenario() {
 	done
 	timeout=$boot_timeout
 	if [[ -f $sdir_copy/timeout ]]; then timeout=$(tr -dc 0-9 <"$sdir_copy/timeout"); fi
-	if [[ -f $sdir_copy/cmdline ]]; then extra_cmdline=$(grep -v '^#' "$sdir_copy/cmdline" | tr '\n' ' '); fi
+	if [[ -f $sdir_copy/cmdline ]]; then extra_cmdline=$(grep -v '^#' "$sdir_copy/cmdline" | tr '\n' ' ' || true); fi
+	bootloader=$default_bootloader
+	if [[ -f $sdir_copy/bootloader ]]; then bootloader=$(grep -v '^#' "$sdir_copy/bootloader" | tr -d '[:space:]' || true); fi
+	if [[ $bootloader != grub && $bootloader != direct ]]; then
+		finish_scenario "$t0" "bootloader file says '$bootloader'; grub or direct"
+		return 1
+	fi
 
 	# The scenario's disk: a qcow2 overlay over the cached image, or, with a
 	# before-boot part, over an image made from the tree that part changed.
-	local backing=$img/disk.img grub_cfg=$here/image/rootfs/oem/grub.cfg
+	local backing=$img/disk.img
 	if [[ -x $sdir_copy/before-boot ]]; then
 		local tree=$out/root brc=0
 		mkdir -p "$tree"
@@ -301,21 +318,13 @@ run_scenario() {
 			finish_scenario "$t0" "before-boot exited $brc$(last_line "$out/before-boot.stderr" "$out/before-boot.stdout")"
 			return 1
 		fi
-		grub_cfg=$tree/oem/grub.cfg
-		grub_append=$(grub_linux_append "$grub_cfg")
 		mke2fs -q -t ext4 -L root -d "$tree" "$out/base.img" 2G >/dev/null
 		rm -rf --one-file-system "$tree"
 		backing=$out/base.img
-	else
-		grub_append=$(grub_linux_append "$grub_cfg")
 	fi
 	qemu-img create -q -f qcow2 -F raw -b "$backing" "$out/disk.qcow2"
 
 	for ((p = 1; p <= phases; p++)); do
-		if ((p > 1)); then
-			# Flatcar's GRUB takes kernel arguments from the OEM grub.cfg.
-			grub_append=$(grub_linux_append "$out/share/out/oem-grub-phase$((p - 1)).cfg")
-		fi
 		boot_phase "$p" || break
 		if [[ -n $host_failed ]]; then break; fi
 	done
@@ -350,6 +359,7 @@ main() {
 	done
 	[[ $accel == tcg || $accel == kvm ]] || die "FH_VM_ACCEL must be tcg or kvm"
 	[[ $tcg_thread == single || $tcg_thread == multi ]] || die "FH_VM_TCG_THREAD must be single or multi"
+	[[ $default_bootloader == grub || $default_bootloader == direct ]] || die "FH_VM_BOOTLOADER must be grub or direct"
 
 	# Scenarios: names under scenarios/ or paths.
 	local -a names=() paths=()
@@ -404,6 +414,7 @@ main() {
 	# The image (built on first use, then cached).
 	local t0=$SECONDS
 	img=$("$here/build-image.sh") || die "image build failed"
+	[[ -f $img/grub.img ]] || die "$img has no grub.img; delete it to rebuild"
 	log "image $img ($((SECONDS - t0)) s), accel $accel"
 
 	local passed=0 failed=0 i

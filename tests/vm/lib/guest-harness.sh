@@ -10,7 +10,8 @@
 #   scenario/           the scenario's files; guest parts run from a copy
 #   ctl/host-wanted-N   a host part runs in boot N: wait for ctl/host-done-N
 #   out/                results: phaseN.ready, guest-phaseN.{stdout,stderr,rc},
-#                       journal-phaseN.txt, oem-grub-phaseN.cfg, artifacts/
+#                       cmdline-phaseN, journal-phaseN.txt, oem-grub-phaseN.cfg,
+#                       artifacts/
 set -u
 share=/mnt/fh-vm
 out=$share/out
@@ -20,6 +21,8 @@ phase=$(cat "$share/phase")
 say() { echo "fh-vm: $*"; }
 
 mkdir -p "$out/artifacts"
+# The command line this boot really got (from GRUB, or QEMU's -append).
+cat /proc/cmdline >"$out/cmdline-phase$phase"
 if [[ -f $share/flatcar-harden ]]; then
 	install -D -m 0755 "$share/flatcar-harden" /usr/local/bin/flatcar-harden
 fi
