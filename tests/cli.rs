@@ -1,7 +1,6 @@
 //! The real binary against a Flatcar-shaped tree in a temporary directory (`--root`): what an
 //! operator would check after each command — files, bytes, modes, exit codes, messages.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -9,20 +8,16 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod common;
+use common::{copy_fixture, snapshot};
+
 const BIN: &str = env!("CARGO_BIN_EXE_flatcar-harden");
 const FULL_GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/full-guide.toml");
 
 /// A fresh copy of the Flatcar-shaped fixture tree.
 fn flatcar() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flatcar");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(fixture.join("."))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    copy_fixture(dir.path());
     fs::set_permissions(
         dir.path().join("etc/sudoers.d"),
         fs::Permissions::from_mode(0o750),
@@ -52,37 +47,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Every path under `root` with its type, mode, owner, mtime and content (or link target).
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let what = if meta.file_type().is_symlink() {
-                format!("link {}", fs::read_link(&path).unwrap().display())
-            } else if meta.is_dir() {
-                stack.push(path.clone());
-                "dir".to_owned()
-            } else {
-                format!("{:?}", fs::read(&path).unwrap())
-            };
-            out.insert(
-                path.strip_prefix(root).unwrap().to_path_buf(),
-                format!(
-                    "{:o} {}:{} {} {what}",
-                    meta.mode(),
-                    meta.uid(),
-                    meta.gid(),
-                    meta.mtime_nsec() + meta.mtime() * 1_000_000_000
-                ),
-            );
-        }
-    }
-    out
 }
 
 fn json(output: &Output) -> Value {

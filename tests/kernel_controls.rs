@@ -14,6 +14,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod common;
+use common::{copy_fixture, snapshot};
+
 const BIN: &str = env!("CARGO_BIN_EXE_flatcar-harden");
 const NOSMT_LINE: &str = "set linux_append=\"$linux_append nosmt\"";
 const AUTO_LINE: &str = "set linux_append=\"$linux_append mitigations=auto,nosmt\"";
@@ -29,14 +32,7 @@ impl Tree {
     fn new(policy: &str) -> Tree {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("root")).unwrap();
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flatcar");
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(fixture.join("."))
-            .arg(dir.path().join("root"))
-            .status()
-            .unwrap();
-        assert!(copied.success());
+        copy_fixture(&dir.path().join("root"));
         fs::write(dir.path().join("policy.toml"), policy).unwrap();
         Tree { dir }
     }
@@ -92,31 +88,8 @@ impl Tree {
         fs::set_permissions(&full, fs::Permissions::from_mode(0o644)).unwrap();
     }
 
-    /// Every path under the root with its type, mode, owner, mtime and content (or link target).
     fn snapshot(&self) -> BTreeMap<PathBuf, String> {
-        let root = self.root();
-        let mut out = BTreeMap::new();
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                let meta = fs::symlink_metadata(&path).unwrap();
-                let what = if meta.file_type().is_symlink() {
-                    format!("link {}", fs::read_link(&path).unwrap().display())
-                } else if meta.is_dir() {
-                    stack.push(path.clone());
-                    "dir".to_owned()
-                } else {
-                    format!("{:?}", fs::read(&path).unwrap())
-                };
-                let stamp = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-                out.insert(
-                    path.strip_prefix(&root).unwrap().to_path_buf(),
-                    format!("{:o} {} {what}", meta.mode(), stamp),
-                );
-            }
-        }
-        out
+        snapshot(&self.root())
     }
 }
 
