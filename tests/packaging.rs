@@ -354,6 +354,7 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
         ("PrivateTmp", "yes"),
         ("ProtectKernelTunables", "yes"),
         ("RestrictAddressFamilies", "AF_UNIX"),
+        ("RestrictSUIDSGID", "yes"),
     ] {
         assert_eq!(one(key), value, "{key}");
     }

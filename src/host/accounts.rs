@@ -4,12 +4,12 @@
 //! `chsh`, `passwd` and systemd-sysusers all do. Holding the same lock while we re-read and replace
 //! `/etc/passwd` means no concurrent edit is lost.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, openat2, FcntlArg, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::Mode;
 
 use super::{Host, HostError};
@@ -25,16 +25,14 @@ pub struct PasswdLock {
 
 impl Host {
     pub fn lock_passwd(&self) -> Result<PasswdLock, HostError> {
-        let root = std::fs::File::open(self.root())
-            .map_err(|e| HostError::io("open root directory", self.root().display(), e))?;
-        let how = OpenHow::new()
-            .flags(OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
-            .mode(Mode::from_bits_truncate(0o600))
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let raw = openat2(root.as_raw_fd(), Path::new("etc/.pwd.lock"), how)
+        let fd = self
+            .fs
+            .open_in_root_mode(
+                Path::new(LOCK_FILE),
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW,
+                Mode::from_bits_truncate(0o600),
+            )
             .map_err(|e| HostError::io("open", LOCK_FILE, e))?;
-        // SAFETY: `openat2` returned a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let lock = nix::libc::flock {
             l_type: nix::libc::F_WRLCK as nix::libc::c_short,
             l_whence: nix::libc::SEEK_SET as nix::libc::c_short,

@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, renameat, OFlag, OpenHow, ResolveFlag};
@@ -65,6 +65,8 @@ pub struct RootFs {
 }
 
 static TEMP_COUNTER: AtomicU32 = AtomicU32::new(0);
+/// Set once openat2 answered ENOSYS: every later open walks the path instead.
+static OPENAT2_MISSING: AtomicBool = AtomicBool::new(false);
 
 impl RootFs {
     pub fn open(root: &Path) -> Result<Self, HostError> {
@@ -87,13 +89,96 @@ impl RootFs {
         &self.root
     }
 
-    /// `openat2` below the root; symlinks are followed but stay inside it.
+    /// Opens `path` below the root; symlinks are followed but stay inside it.
     fn open_in_root(&self, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
-        let how = OpenHow::new()
-            .flags(flags | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let fd = openat2(self.root_fd.as_raw_fd(), relative(path), how)?;
-        // SAFETY: `openat2` returned a fresh descriptor that nothing else owns.
+        self.open_in_root_mode(path, flags, Mode::empty())
+    }
+
+    /// `openat2(RESOLVE_IN_ROOT)`, or the same resolution done component by component where
+    /// openat2 is missing (kernels before 5.6, seccomp filters that answer it with ENOSYS).
+    pub fn open_in_root_mode(&self, path: &Path, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+        if !OPENAT2_MISSING.load(Ordering::Relaxed) {
+            let how = OpenHow::new()
+                .flags(flags | OFlag::O_CLOEXEC)
+                .mode(mode)
+                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            match openat2(self.root_fd.as_raw_fd(), relative(path), how) {
+                // SAFETY: `openat2` returned a fresh descriptor that nothing else owns.
+                Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+                Err(Errno::ENOSYS) => {
+                    tracing::debug!("openat2 is not available: resolving paths step by step");
+                    OPENAT2_MISSING.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.open_by_walk(path, flags, mode)
+    }
+
+    /// `RESOLVE_IN_ROOT` by hand: every component is opened with `O_NOFOLLOW` relative to the
+    /// directory before it; a symlink is read and its target walked in its place (an absolute
+    /// target from the root, `..` never above the root), at most 40 links deep as the kernel does.
+    fn open_by_walk(&self, path: &Path, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+        use std::collections::VecDeque;
+        use std::ffi::OsString;
+        let mut pending: VecDeque<OsString> = normal_components(path).collect();
+        // Directories walked so far below the root; empty means "at the root".
+        let mut dirs: Vec<OwnedFd> = Vec::new();
+        let mut links = 0;
+        while let Some(name) = pending.pop_front() {
+            if name == ".." {
+                dirs.pop();
+                continue;
+            }
+            let at = dirs
+                .last()
+                .map_or(self.root_fd.as_raw_fd(), |d| d.as_raw_fd());
+            let is_link = match fstatat(
+                Some(at),
+                name.as_os_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) => metadata(&st).kind == FileKind::Symlink,
+                Err(Errno::ENOENT) => false,
+                Err(e) => return Err(e),
+            };
+            if is_link {
+                links += 1;
+                if links > 40 {
+                    return Err(Errno::ELOOP);
+                }
+                let target = nix::fcntl::readlinkat(Some(at), name.as_os_str())?;
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    dirs.clear();
+                }
+                for (i, part) in normal_components(&target).enumerate() {
+                    pending.insert(i, part);
+                }
+                continue;
+            }
+            let (open_flags, open_mode) = if pending.is_empty() {
+                (flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, mode)
+            } else {
+                (
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+            };
+            let fd = openat(Some(at), name.as_os_str(), open_flags, open_mode)?;
+            // SAFETY: `openat` returned a fresh descriptor that nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            if pending.is_empty() {
+                return Ok(fd);
+            }
+            dirs.push(fd);
+        }
+        // The path named a directory reached by `..` or the root itself.
+        let at = dirs
+            .last()
+            .map_or(self.root_fd.as_raw_fd(), |d| d.as_raw_fd());
+        let fd = openat(Some(at), ".", flags | OFlag::O_CLOEXEC, mode)?;
+        // SAFETY: `openat` returned a fresh descriptor that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
@@ -309,6 +394,16 @@ fn relative(path: &Path) -> &Path {
     }
 }
 
+/// The names in a path, `..` included, without the root and `.` (symlink targets are walked the
+/// same way).
+fn normal_components(path: &Path) -> impl Iterator<Item = std::ffi::OsString> + '_ {
+    path.components().filter_map(|c| match c {
+        Component::Normal(name) => Some(name.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+    })
+}
+
 /// Splits an absolute in-root path into its directory and final name.
 fn split(path: &Path) -> Result<(&Path, &OsStr), HostError> {
     match (path.parent(), path.components().next_back()) {
@@ -405,4 +500,75 @@ fn temp_name(name: &OsStr) -> String {
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// What an open resolved to: the same inode, or the same error.
+    fn identity(result: nix::Result<OwnedFd>) -> Result<(u64, u64), Errno> {
+        result.map(|fd| {
+            let st = nix::sys::stat::fstat(fd.as_raw_fd()).unwrap();
+            (st.st_dev, st.st_ino)
+        })
+    }
+
+    #[test]
+    fn the_walk_resolves_exactly_like_openat2_in_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "outside").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("usr/share/baselayout")).unwrap();
+        std::fs::create_dir_all(r.join("etc/sub")).unwrap();
+        std::fs::write(r.join("usr/share/baselayout/sudo.conf"), "inside").unwrap();
+        symlink("/usr/share/baselayout/sudo.conf", r.join("etc/sudo.conf")).unwrap();
+        symlink("../usr/share/baselayout", r.join("etc/baselayout")).unwrap();
+        symlink("../../../../../../../..", r.join("etc/sub/up")).unwrap();
+        let climb = format!("../../../../../../../..{}", outside.path().display());
+        symlink(&climb, r.join("etc/climb")).unwrap();
+        symlink(outside.path(), r.join("etc/absolute-out")).unwrap();
+        symlink("loop", r.join("etc/loop")).unwrap();
+        symlink("/nowhere", r.join("etc/dangling")).unwrap();
+        symlink("sub", r.join("etc/sublink")).unwrap();
+
+        let fs = RootFs::open(r).unwrap();
+        let cases = [
+            "/etc/sudo.conf",
+            "/etc/baselayout/sudo.conf",
+            "/etc/sub/up/usr/share/baselayout/sudo.conf",
+            "/etc/climb/secret",
+            "/etc/absolute-out/secret",
+            "/etc/loop",
+            "/etc/dangling",
+            "/etc/sublink/../sudo.conf",
+            "/../../etc/sudo.conf",
+            "/",
+            "/etc/..",
+            "/etc/sudo.conf/x",
+            "/missing/file",
+        ];
+        for path in cases {
+            for flags in [
+                OFlag::O_RDONLY,
+                OFlag::O_PATH,
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+            ] {
+                let with_openat2 = identity(fs.open_in_root(Path::new(path), flags));
+                let walked = identity(fs.open_by_walk(Path::new(path), flags, Mode::empty()));
+                assert_eq!(walked, with_openat2, "{path} with {flags:?}");
+            }
+        }
+        // And the escapes really stayed inside.
+        assert_eq!(
+            identity(fs.open_by_walk(
+                Path::new("/etc/climb/secret"),
+                OFlag::O_RDONLY,
+                Mode::empty()
+            )),
+            Err(Errno::ENOENT)
+        );
+    }
 }
