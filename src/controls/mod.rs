@@ -11,6 +11,8 @@ mod selinux;
 mod smt;
 mod sshd_socket;
 mod sudoers;
+#[cfg(test)]
+mod testkit;
 mod units;
 mod usb_storage;
 

@@ -267,30 +267,23 @@ fn set_mode_line(text: &str, line: Option<usize>, word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controls::Step;
-    use crate::engine;
+    use crate::controls::testkit::{self, text};
     use crate::policy::Policy;
     use crate::report::{ControlReport, Mode, Status};
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
-    use std::path::PathBuf;
 
     const FLATCAR_CONFIG: &str = "# This file controls the state of SELinux on the system.\n\
                                   SELINUX=permissive\n\
                                   SELINUXTYPE=mcs\n";
 
-    struct Machine {
-        _dir: tempfile::TempDir,
-        root: PathBuf,
-        kernel: PathBuf,
-    }
+    struct Machine(testkit::Machine);
 
     impl Machine {
         /// An older image: `/etc/selinux/config` links into `/usr`.
         fn linked() -> Machine {
             let m = Machine::bare();
-            fs::create_dir_all(m.root.join("usr/lib/selinux")).unwrap();
-            fs::write(m.root.join("usr/lib/selinux/config"), FLATCAR_CONFIG).unwrap();
+            m.root_file("/usr/lib/selinux/config", FLATCAR_CONFIG);
             std::os::unix::fs::symlink(
                 "../../usr/lib/selinux/config",
                 m.root.join("etc/selinux/config"),
@@ -302,45 +295,28 @@ mod tests {
         /// A newer image: a regular file.
         fn regular(content: &str) -> Machine {
             let m = Machine::bare();
-            fs::write(m.root.join("etc/selinux/config"), content).unwrap();
+            m.root_file("/etc/selinux/config", content);
             m
         }
 
         fn bare() -> Machine {
-            let dir = tempfile::tempdir().unwrap();
-            let root = dir.path().join("root");
-            let kernel = dir.path().join("kernel");
-            fs::create_dir_all(root.join("etc/selinux")).unwrap();
-            fs::create_dir_all(kernel.join("proc")).unwrap();
-            fs::write(
-                kernel.join("proc/cmdline"),
-                "BOOT_IMAGE=/flatcar/vmlinuz-a console=ttyS0\n",
-            )
-            .unwrap();
-            Machine {
-                _dir: dir,
-                root,
-                kernel,
-            }
+            let m = testkit::Machine::new("BOOT_IMAGE=/flatcar/vmlinuz-a console=ttyS0\n");
+            fs::create_dir_all(m.root.join("etc/selinux")).unwrap();
+            Machine(m)
         }
 
         fn enforce(self, value: &str) -> Machine {
-            fs::create_dir_all(self.kernel.join("sys/fs/selinux")).unwrap();
-            fs::write(self.kernel.join("sys/fs/selinux/enforce"), value).unwrap();
+            self.0.kernel_file("/sys/fs/selinux/enforce", value);
             self
         }
 
         fn cmdline(self, text: &str) -> Machine {
-            fs::write(self.kernel.join("proc/cmdline"), text).unwrap();
+            self.0.kernel_file("/proc/cmdline", text);
             self
         }
 
-        fn live(&self) -> Host {
-            Host::open(&self.root).unwrap().with_kernel(&self.kernel)
-        }
-
         fn config(&self) -> String {
-            fs::read_to_string(self.root.join("etc/selinux/config")).unwrap()
+            self.read_root("/etc/selinux/config")
         }
 
         fn is_link(&self) -> bool {
@@ -351,21 +327,26 @@ mod tests {
         }
 
         fn enforcing(&self) -> String {
-            fs::read_to_string(self.kernel.join("sys/fs/selinux/enforce")).unwrap()
+            self.read_kernel("/sys/fs/selinux/enforce")
+        }
+    }
+
+    impl std::ops::Deref for Machine {
+        type Target = testkit::Machine;
+        fn deref(&self) -> &testkit::Machine {
+            &self.0
         }
     }
 
     fn run(host: &Host, state: SelinuxState, mode: Mode) -> ControlReport {
         let mut policy = Policy::default();
         policy.selinux.state = state;
-        let steps: Vec<Box<dyn Step>> = vec![Box::new(Selinux::new(policy.selinux.clone()))];
-        let mut reports = Vec::new();
-        engine::run(host, &policy, &steps, mode, &mut |r| reports.push(r));
-        reports.pop().unwrap()
-    }
-
-    fn text(report: &ControlReport) -> String {
-        format!("{} | {}", report.summary, report.notes.join(" | "))
+        testkit::run(
+            host,
+            &policy,
+            Box::new(Selinux::new(policy.selinux.clone())),
+            mode,
+        )
     }
 
     #[test]

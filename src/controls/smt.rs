@@ -393,8 +393,8 @@ fn add_argument(grub: &str, mode: SmtState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controls::testkit::{self, text};
     use crate::controls::Step;
-    use crate::engine;
     use crate::policy::{AbsolutePath, Policy};
     use crate::report::{ControlReport, Mode, Status};
     use std::fs;
@@ -403,68 +403,50 @@ mod tests {
     const QEMU_GRUB: &str = "# Set kernel arguments for this platform here.\nset oem_id=\"qemu\"\n";
 
     /// A root with an OEM grub.cfg and, beside it, a fake running kernel.
-    struct Machine {
-        _dir: tempfile::TempDir,
-        root: PathBuf,
-        kernel: PathBuf,
-    }
+    struct Machine(testkit::Machine);
 
     impl Machine {
         fn new(grub: Option<&str>) -> Machine {
-            let dir = tempfile::tempdir().unwrap();
-            let root = dir.path().join("root");
-            let kernel = dir.path().join("kernel");
-            fs::create_dir_all(root.join("oem")).unwrap();
-            fs::create_dir_all(kernel.join("proc")).unwrap();
-            if let Some(grub) = grub {
-                fs::write(root.join("oem/grub.cfg"), grub).unwrap();
-            }
-            fs::write(
-                kernel.join("proc/cmdline"),
+            let m = testkit::Machine::new(
                 "BOOT_IMAGE=/flatcar/vmlinuz-a mount.usr=/dev/mapper/usr console=ttyS0\n",
-            )
-            .unwrap();
-            Machine {
-                _dir: dir,
-                root,
-                kernel,
+            );
+            fs::create_dir_all(m.root.join("oem")).unwrap();
+            if let Some(grub) = grub {
+                m.root_file("/oem/grub.cfg", grub);
             }
+            Machine(m)
         }
 
         fn smt(self, control: &str, active: &str) -> Machine {
-            let dir = self.kernel.join("sys/devices/system/cpu/smt");
-            fs::create_dir_all(&dir).unwrap();
-            fs::write(dir.join("control"), format!("{control}\n")).unwrap();
-            fs::write(dir.join("active"), format!("{active}\n")).unwrap();
+            self.0.kernel_file(CONTROL, &format!("{control}\n"));
+            self.0.kernel_file(ACTIVE, &format!("{active}\n"));
             self
         }
 
         fn vulnerability(self, name: &str, text: &str) -> Machine {
-            let dir = self.kernel.join("sys/devices/system/cpu/vulnerabilities");
-            fs::create_dir_all(&dir).unwrap();
-            fs::write(dir.join(name), format!("{text}\n")).unwrap();
+            self.0
+                .kernel_file(&format!("{VULNERABILITIES}/{name}"), &format!("{text}\n"));
             self
         }
 
         fn cmdline(self, text: &str) -> Machine {
-            fs::write(self.kernel.join("proc/cmdline"), text).unwrap();
+            self.0.kernel_file("/proc/cmdline", text);
             self
         }
 
-        fn live(&self) -> Host {
-            Host::open(&self.root).unwrap().with_kernel(&self.kernel)
-        }
-
-        fn offline(&self) -> Host {
-            Host::open(&self.root).unwrap()
-        }
-
         fn grub(&self) -> String {
-            fs::read_to_string(self.root.join("oem/grub.cfg")).unwrap()
+            self.0.read_root("/oem/grub.cfg")
         }
 
         fn control(&self) -> String {
-            fs::read_to_string(self.kernel.join("sys/devices/system/cpu/smt/control")).unwrap()
+            self.0.read_kernel(CONTROL)
+        }
+    }
+
+    impl std::ops::Deref for Machine {
+        type Target = testkit::Machine;
+        fn deref(&self) -> &testkit::Machine {
+            &self.0
         }
     }
 
@@ -476,14 +458,7 @@ mod tests {
 
     fn run(host: &Host, state: SmtState, mode: Mode) -> ControlReport {
         let policy = policy(state);
-        let steps: Vec<Box<dyn Step>> = vec![Box::new(Smt::new(policy.smt.clone()))];
-        let mut reports = Vec::new();
-        engine::run(host, &policy, &steps, mode, &mut |r| reports.push(r));
-        reports.pop().unwrap()
-    }
-
-    fn text(report: &ControlReport) -> String {
-        format!("{} | {}", report.summary, report.notes.join(" | "))
+        testkit::run(host, &policy, Box::new(Smt::new(policy.smt.clone())), mode)
     }
 
     #[test]
@@ -667,12 +642,13 @@ mod tests {
         fs::create_dir_all(m.root.join("usr/share/oem")).unwrap();
         let mut custom = policy(SmtState::Off);
         custom.smt.grub_cfg = AbsolutePath(PathBuf::from("/usr/share/oem/grub.cfg"));
-        let steps: Vec<Box<dyn Step>> = vec![Box::new(Smt::new(custom.smt.clone()))];
-        let mut reports = Vec::new();
-        engine::run(&m.offline(), &custom, &steps, Mode::Apply, &mut |r| {
-            reports.push(r)
-        });
-        assert_eq!(reports[0].status, Status::PendingReboot);
+        let report = testkit::run(
+            &m.offline(),
+            &custom,
+            Box::new(Smt::new(custom.smt.clone())),
+            Mode::Apply,
+        );
+        assert_eq!(report.status, Status::PendingReboot);
         assert!(m.root.join("usr/share/oem/grub.cfg").is_file());
     }
 

@@ -1,0 +1,79 @@
+//! Test support for controls with a runtime half: a root tree and, beside it, a fake running
+//! kernel (`/sys`, `/proc/cmdline`), and a one-control run through the real engine.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::Step;
+use crate::engine;
+use crate::host::Host;
+use crate::policy::Policy;
+use crate::report::{ControlReport, Mode};
+
+/// A root tree and a fake running kernel in one temporary directory.
+pub struct Machine {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub kernel: PathBuf,
+}
+
+impl Machine {
+    /// An empty root, and a kernel booted with `cmdline`.
+    pub fn new(cmdline: &str) -> Machine {
+        let dir = tempfile::tempdir().unwrap();
+        let machine = Machine {
+            root: dir.path().join("root"),
+            kernel: dir.path().join("kernel"),
+            _dir: dir,
+        };
+        fs::create_dir_all(&machine.root).unwrap();
+        machine.kernel_file("/proc/cmdline", cmdline);
+        machine
+    }
+
+    /// Writes a file of the fake kernel (`/sys/…`, `/proc/…`), creating its directories.
+    pub fn kernel_file(&self, path: &str, content: &str) {
+        write(&self.kernel, path, content);
+    }
+
+    /// Writes a file under the root, creating its directories.
+    pub fn root_file(&self, path: &str, content: &str) {
+        write(&self.root, path, content);
+    }
+
+    pub fn read_kernel(&self, path: &str) -> String {
+        fs::read_to_string(self.kernel.join(path.trim_start_matches('/'))).unwrap()
+    }
+
+    pub fn read_root(&self, path: &str) -> String {
+        fs::read_to_string(self.root.join(path.trim_start_matches('/'))).unwrap()
+    }
+
+    /// The running host: the root, with the fake kernel as its kernel.
+    pub fn live(&self) -> Host {
+        Host::open(&self.root).unwrap().with_kernel(&self.kernel)
+    }
+
+    /// An image: the root alone, no running kernel.
+    pub fn offline(&self) -> Host {
+        Host::open(&self.root).unwrap()
+    }
+}
+
+fn write(base: &Path, path: &str, content: &str) {
+    let full = base.join(path.trim_start_matches('/'));
+    fs::create_dir_all(full.parent().unwrap()).unwrap();
+    fs::write(full, content).unwrap();
+}
+
+/// Runs one control through the engine (plan, apply, verify) and returns its report.
+pub fn run(host: &Host, policy: &Policy, step: Box<dyn Step>, mode: Mode) -> ControlReport {
+    let mut reports = Vec::new();
+    engine::run(host, policy, &[step], mode, &mut |r| reports.push(r));
+    reports.pop().unwrap()
+}
+
+/// Summary and notes in one line, for assertion messages.
+pub fn text(report: &ControlReport) -> String {
+    format!("{} | {}", report.summary, report.notes.join(" | "))
+}
