@@ -12,7 +12,7 @@ use tracing::{debug, info};
 use crate::controls::{Action, Disposition, Outcome, Plan, Step};
 use crate::host::Host;
 use crate::policy::Policy;
-use crate::report::{ControlReport, Mode, Status};
+use crate::report::{Change, ControlReport, Mode, Status};
 
 const LOCK_PATH: &str = "/run/flatcar-harden.lock";
 const LOCK_WAIT: Duration = Duration::from_secs(120);
@@ -198,18 +198,20 @@ fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlRe
         return report;
     }
     info!("{}: {}", step.id(), plan.summary);
-    let changes = plan.actions.iter().map(Action::change).collect();
+    let changes: Vec<Change> = plan.actions.iter().map(Action::change).collect();
     let outcomes = match step.apply(host, &plan) {
         Ok(outcomes) => outcomes,
         Err(error) => return failed(step, error.to_string()),
     };
-    let pending: Vec<String> = outcomes
-        .into_iter()
-        .filter_map(|o| match o {
-            Outcome::Pending(why) => Some(why),
-            Outcome::Done => None,
-        })
-        .collect();
+    // Outcomes come in the order of the actions: remember which changes wait for a reboot.
+    let mut pending = Vec::new();
+    let mut deferred = Vec::new();
+    for (change, outcome) in changes.iter().zip(outcomes) {
+        if let Outcome::Pending(why) = outcome {
+            pending.push(why);
+            deferred.push(change);
+        }
+    }
 
     // Verify: observe again; only what could not take effect before a reboot may remain.
     let after = match step.assess(host) {
@@ -219,13 +221,11 @@ fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlRe
     let unverified: Vec<String> = after
         .actions
         .iter()
-        .filter(|action| match action {
-            // An in-use module stays loaded; that is the pending part, not a failure.
-            Action::UnloadModule(module) => !pending.iter().any(|p| p.starts_with(module.as_str())),
-            _ => true,
-        })
-        .map(|action| {
-            let change = action.change();
+        .map(Action::change)
+        // An action that reported itself pending (an in-use module) is planned again: that is
+        // the pending part, not a failure.
+        .filter(|change| !deferred.contains(&change))
+        .map(|change| {
             format!(
                 "{} {}",
                 change.kind,
@@ -254,4 +254,68 @@ fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlRe
     report.notes.extend(pending);
     report.notes.extend(after.pending.iter().cloned());
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controls::{Control, ControlError, Outcome};
+
+    /// A control whose plan never empties: apply reports `outcome` for its one action.
+    struct Stubborn {
+        outcome: Outcome,
+    }
+
+    impl Control for Stubborn {
+        type State = ();
+        fn id(&self) -> &'static str {
+            "usb-storage"
+        }
+        fn title(&self) -> &'static str {
+            "stubborn"
+        }
+        fn unmanaged(&self) -> Option<String> {
+            None
+        }
+        fn observe(&self, _host: &Host) -> Result<(), ControlError> {
+            Ok(())
+        }
+        fn plan(&self, _host: &Host, _state: &()) -> Result<Plan, ControlError> {
+            let mut plan = Plan::managed("uas is loaded: unload");
+            plan.actions.push(Action::UnloadModule("uas".into()));
+            Ok(plan)
+        }
+        fn apply(&self, _host: &Host, _plan: &Plan) -> Result<Vec<Outcome>, ControlError> {
+            Ok(vec![self.outcome.clone()])
+        }
+    }
+
+    fn apply_with(outcome: Outcome) -> ControlReport {
+        let root = tempfile::tempdir().unwrap();
+        let host = Host::open(root.path()).unwrap();
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(Stubborn { outcome })];
+        let mut reports = Vec::new();
+        run(&host, &Policy::default(), &steps, Mode::Apply, &mut |r| {
+            reports.push(r)
+        });
+        reports.pop().unwrap()
+    }
+
+    #[test]
+    fn an_action_that_said_it_waits_for_a_reboot_is_pending_not_failed() {
+        let report = apply_with(Outcome::Pending("uas is in use".into()));
+        assert_eq!(report.status, Status::PendingReboot, "{report:?}");
+        assert!(report.notes.iter().any(|n| n == "uas is in use"));
+    }
+
+    #[test]
+    fn an_action_that_said_done_but_did_not_take_is_a_failure() {
+        let report = apply_with(Outcome::Done);
+        assert_eq!(report.status, Status::Failed, "{report:?}");
+        assert!(
+            report.summary.contains("still differs: unload-module uas"),
+            "{}",
+            report.summary
+        );
+    }
 }

@@ -209,11 +209,7 @@ impl FileWrite {
         spec: FileSpec,
         validation: Validation,
     ) -> Result<Option<FileWrite>, HostError> {
-        let before_meta = host.fs.lstat(path)?;
-        let before = match before_meta {
-            Some(meta) if meta.kind == FileKind::Regular => host.fs.read(path)?,
-            _ => None,
-        };
+        let (before_meta, before) = current(host, path)?;
         let in_place = before_meta.is_some_and(|m| {
             m.kind == FileKind::Regular
                 && m.mode == spec.mode
@@ -239,10 +235,7 @@ impl FileWrite {
 
     fn apply(&self, host: &Host) -> Result<(), ControlError> {
         // Someone may have edited the file since it was read; never overwrite an edit unseen.
-        let now = match host.fs.lstat(&self.path)? {
-            Some(meta) if meta.kind == FileKind::Regular => host.fs.read(&self.path)?,
-            _ => None,
-        };
+        let (_, now) = current(host, &self.path)?;
         if now != self.before {
             return Err(ControlError::Failed(format!(
                 "{} changed while this run was planning; nothing written, run again",
@@ -338,6 +331,16 @@ impl FileWrite {
             detail: detail.join(", "),
         }
     }
+}
+
+/// What is at `path` now (without following a final link) and, for a regular file, its content.
+fn current(host: &Host, path: &Path) -> Result<(Option<Metadata>, Option<Vec<u8>>), HostError> {
+    let meta = host.fs.lstat(path)?;
+    let content = match meta {
+        Some(meta) if meta.kind == FileKind::Regular => host.fs.read(path)?,
+        _ => None,
+    };
+    Ok((meta, content))
 }
 
 impl Action {
