@@ -247,9 +247,9 @@ main() {
 	[[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, chroot)"
 	local c
 	for c in debootstrap mke2fs ssh-keygen flock grub-mkimage; do
-		command -v "$c" >/dev/null || die "$c not found; run tests/vm/install-deps.sh"
+		command -v "$c" >/dev/null || die "$c not found; run tests/install-deps.sh"
 	done
-	[[ -f $grub_dir/lnxboot.img ]] || die "$grub_dir/lnxboot.img not found; run tests/vm/install-deps.sh (grub-pc-bin)"
+	[[ -f $grub_dir/lnxboot.img ]] || die "$grub_dir/lnxboot.img not found; run tests/install-deps.sh (grub-pc-bin)"
 
 	local base hash dir
 	base=${XDG_CACHE_HOME:-$HOME/.cache}/flatcar-harden/vm

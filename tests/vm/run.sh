@@ -355,7 +355,7 @@ finish_scenario() {
 main() {
 	local c
 	for c in qemu-system-x86_64 qemu-img ssh python3 mke2fs timeout; do
-		command -v "$c" >/dev/null || die "$c not found; run tests/vm/install-deps.sh"
+		command -v "$c" >/dev/null || die "$c not found; run tests/install-deps.sh"
 	done
 	[[ $accel == tcg || $accel == kvm ]] || die "FH_VM_ACCEL must be tcg or kvm"
 	[[ $tcg_thread == single || $tcg_thread == multi ]] || die "FH_VM_TCG_THREAD must be single or multi"
