@@ -1,72 +1,14 @@
 //! A run: every control observed and planned first, then (apply only) changed in a fixed order and
 //! verified by observing again. A failed control does not stop the others.
 
-use std::fs::File;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use tracing::{debug, info};
 
 use crate::controls::{Action, Disposition, Outcome, Plan, Step};
 use crate::host::Host;
 use crate::policy::Policy;
 use crate::report::{Change, ControlReport, Mode, Status};
-
-const LOCK_PATH: &str = "/run/flatcar-harden.lock";
-const LOCK_WAIT: Duration = Duration::from_secs(120);
-
-/// Holds the run lock until dropped.
-pub struct RunLock {
-    _lock: Flock<File>,
-}
-
-/// One run at a time per machine: `flock` on `/run/flatcar-harden.lock` (on an unprivileged run,
-/// which cannot write `/run`, the user's runtime directory).
-pub fn lock() -> Result<RunLock, String> {
-    let path = match File::options().create(true).append(true).open(LOCK_PATH) {
-        Ok(_) => PathBuf::from(LOCK_PATH),
-        Err(_) => std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir)
-            .join(format!("flatcar-harden-{}.lock", nix::unistd::geteuid())),
-    };
-    let mut file = File::options()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
-    let started = Instant::now();
-    let mut told = false;
-    loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => {
-                debug!("holding {}", path.display());
-                return Ok(RunLock { _lock: lock });
-            }
-            Err((back, Errno::EWOULDBLOCK)) if started.elapsed() < LOCK_WAIT => {
-                file = back;
-                if !told {
-                    info!(
-                        "waiting for another flatcar-harden run to finish ({})",
-                        path.display()
-                    );
-                    told = true;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err((_, Errno::EWOULDBLOCK)) => {
-                return Err(format!(
-                    "another flatcar-harden run has held {} for {}s; is one stuck?",
-                    path.display(),
-                    LOCK_WAIT.as_secs()
-                ))
-            }
-            Err((_, e)) => return Err(format!("cannot lock {}: {e}", path.display())),
-        }
-    }
-}
 
 /// Runs `steps` in `mode`; `on_report` sees each control's report as soon as it is known.
 pub fn run(
@@ -266,21 +208,27 @@ mod tests {
         outcome: Outcome,
     }
 
+    /// Always managed.
+    struct Managed;
+
+    impl crate::controls::Managed for Managed {
+        fn is_unmanaged(&self) -> bool {
+            false
+        }
+    }
+
     impl Control for Stubborn {
+        const ID: &'static str = "usb-storage";
+        const TITLE: &'static str = "stubborn";
+        type Section = Managed;
         type State = ();
-        fn id(&self) -> &'static str {
-            "usb-storage"
-        }
-        fn title(&self) -> &'static str {
-            "stubborn"
-        }
-        fn unmanaged(&self) -> Option<String> {
-            None
+        fn section(&self) -> &Managed {
+            &Managed
         }
         fn observe(&self, _host: &Host) -> Result<(), ControlError> {
             Ok(())
         }
-        fn plan(&self, _host: &Host, _state: &()) -> Result<Plan, ControlError> {
+        fn plan(&self, _state: &()) -> Result<Plan, ControlError> {
             let mut plan = Plan::managed("uas is loaded: unload");
             plan.actions.push(Action::UnloadModule("uas".into()));
             Ok(plan)

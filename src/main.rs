@@ -108,7 +108,7 @@ fn run_controls(mode: Mode, args: &RunArgs) -> Result<u8, Failure> {
         .into_iter()
         .filter(|step| args.only.is_empty() || args.only.iter().any(|id| id == step.id()))
         .collect();
-    let _lock = engine::lock().map_err(|message| Failure { code: 1, message })?;
+    let _lock = host::locks::run_lock().map_err(|message| Failure { code: 1, message })?;
 
     let mut report = Report::new(
         mode,

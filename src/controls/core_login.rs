@@ -9,15 +9,15 @@
 use std::path::Path;
 
 use super::{
-    execute, Action, Control, ControlError, Disposition, FileWrite, Outcome, Plan, Validation,
+    execute, Action, Control, ControlError, Disposition, FileState, FileWrite, Outcome, Plan,
+    Validation,
 };
+use crate::host::accounts::{self, BASELAYOUT_PASSWD, PASSWD};
 use crate::host::fs::{FileSpec, Owner};
 use crate::host::session::Session;
 use crate::host::Host;
-use crate::policy::{self, CoreLoginState};
+use crate::policy;
 
-const PASSWD: &str = "/etc/passwd";
-const BASELAYOUT_PASSWD: &str = "/usr/share/baselayout/passwd";
 const NOLOGIN: &str = "/sbin/nologin";
 /// Both spellings name the same program on Flatcar (`/sbin` links to `/usr/sbin`).
 const NOLOGIN_SHELLS: [&str; 2] = ["/sbin/nologin", "/usr/sbin/nologin"];
@@ -33,83 +33,72 @@ impl CoreLogin {
 }
 
 pub struct State {
-    passwd: Option<String>,
+    passwd: FileState,
     /// core's line in the baselayout, for a host whose `/etc/passwd` lacks it.
-    baselayout_line: Option<String>,
-    /// Mode and owner of `/etc/passwd`, kept as they are.
-    mode: u32,
+    baselayout_line: Option<Vec<u8>>,
+    /// Who owns a `/etc/passwd` the agent creates.
     owner: Owner,
 }
 
 impl Control for CoreLogin {
     type State = State;
 
-    fn id(&self) -> &'static str {
-        "core-login"
-    }
+    const ID: &'static str = "core-login";
+    const TITLE: &'static str = "core cannot log in";
+    type Section = policy::CoreLogin;
 
-    fn title(&self) -> &'static str {
-        "core cannot log in"
-    }
-
-    fn unmanaged(&self) -> Option<String> {
-        (self.policy.state == CoreLoginState::Unmanaged)
-            .then(|| "left alone (policy: core-login.state = \"unmanaged\")".to_owned())
+    fn section(&self) -> &policy::CoreLogin {
+        &self.policy
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
-        let meta = host.fs.stat(Path::new(PASSWD))?;
-        let baselayout = host.fs.read_text(Path::new(BASELAYOUT_PASSWD))?;
+        let baselayout = host.fs.read(Path::new(BASELAYOUT_PASSWD))?;
         Ok(State {
-            passwd: host.fs.read_text(Path::new(PASSWD))?,
+            passwd: FileState::observe(host, Path::new(PASSWD))?,
             baselayout_line: baselayout
                 .as_deref()
-                .and_then(|text| text.lines().find(|l| l.starts_with("core:")))
-                .map(str::to_owned),
-            mode: meta.map_or(0o644, |m| m.mode),
-            owner: meta.map_or(host.file_owner(), |m| Owner {
-                uid: m.uid,
-                gid: m.gid,
-            }),
+                .and_then(|text| accounts::find(text, "core").map(|r| text[r.span].to_vec())),
+            owner: host.file_owner(),
         })
     }
 
-    fn plan(&self, host: &Host, state: &State) -> Result<Plan, ControlError> {
-        let passwd = state.passwd.as_deref().unwrap_or("");
-        let new_passwd = match find_core(passwd) {
-            Some((start, line)) => {
-                let fields: Vec<&str> = line.split(':').collect();
-                if fields.len() != 7 {
+    fn plan(&self, state: &State) -> Result<Plan, ControlError> {
+        let passwd = state.passwd.content.as_deref().unwrap_or_default();
+        // Only core's shell field changes; every other byte stays as it was.
+        let new_passwd = match accounts::find(passwd, "core") {
+            Some(core) => {
+                if core.fields.len() != 7 {
                     return Err(ControlError::Failed(format!(
-                        "{PASSWD}: core's line has {} fields, not 7: `{line}`; fix it with vipw",
-                        fields.len()
+                        "{PASSWD}: core's line has {} fields, not 7: `{}`; fix it with vipw",
+                        core.fields.len(),
+                        String::from_utf8_lossy(&passwd[core.span.clone()])
                     )));
                 }
-                if NOLOGIN_SHELLS.contains(&fields[6]) {
-                    return Ok(Plan::managed(format!(
-                        "core's login shell is {}",
-                        fields[6]
-                    )));
+                let shell = core.field(6);
+                if NOLOGIN_SHELLS.contains(&shell.as_str()) {
+                    return Ok(Plan::managed(format!("core's login shell is {shell}")));
                 }
-                let shell_at = start + line.len() - fields[6].len();
-                format!(
-                    "{}{NOLOGIN}{}",
+                let shell_at = core.span.end - core.fields[6].len();
+                [
                     &passwd[..shell_at],
-                    &passwd[start + line.len()..]
-                )
+                    NOLOGIN.as_bytes(),
+                    &passwd[core.span.end..],
+                ]
+                .concat()
             }
             None => match &state.baselayout_line {
                 Some(line) => {
-                    let mut fields: Vec<&str> = line.split(':').collect();
+                    let mut fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
                     if let Some(shell) = fields.get_mut(6) {
-                        *shell = NOLOGIN;
+                        *shell = NOLOGIN.as_bytes();
                     }
-                    let separator = if passwd.is_empty() || passwd.ends_with('\n') {
-                        ""
-                    } else {
-                        "\n"
-                    };
-                    format!("{passwd}{separator}{}\n", fields.join(":"))
+                    let mut text = passwd.to_vec();
+                    if !text.is_empty() && !text.ends_with(b"\n") {
+                        text.push(b'\n');
+                    }
+                    text.extend(fields.join(&b':'));
+                    text.push(b'\n');
+                    text
                 }
                 None => {
                     return Ok(Plan::with(
@@ -119,17 +108,17 @@ impl Control for CoreLogin {
                 }
             },
         };
+        // A new /etc/passwd gets the usual mode; an existing one keeps its own.
+        let (mode, owner) = state.passwd.mode_owner().unwrap_or((0o644, state.owner));
         let spec = FileSpec {
-            content: new_passwd.into_bytes(),
-            mode: state.mode,
-            owner: state.owner,
+            content: new_passwd,
+            mode,
+            owner,
             parent_mode: 0o755,
         };
         let mut plan = Plan::managed(format!("core can log in; set its shell to {NOLOGIN}"));
-        plan.actions.extend(
-            FileWrite::plan(host, Path::new(PASSWD), spec, Validation::None)?
-                .map(Action::WriteFile),
-        );
+        plan.actions
+            .extend(FileWrite::plan(&state.passwd, spec, Validation::None).map(Action::WriteFile));
         Ok(plan)
     }
 
@@ -147,29 +136,53 @@ impl Control for CoreLogin {
     }
 }
 
-/// core's line in a passwd file: its byte offset and text (without the newline).
-fn find_core(passwd: &str) -> Option<(usize, &str)> {
-    let mut offset = 0;
-    for line in passwd.split_inclusive('\n') {
-        let text = line.strip_suffix('\n').unwrap_or(line);
-        if text.starts_with("core:") {
-            return Some((offset, text));
-        }
-        offset += line.len();
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::fs::{FileKind, Metadata};
+
+    fn passwd(content: &[u8]) -> State {
+        State {
+            passwd: FileState {
+                path: PASSWD.into(),
+                meta: Some(Metadata {
+                    kind: FileKind::Regular,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                }),
+                content: Some(content.to_vec()),
+                linked: None,
+            },
+            baselayout_line: None,
+            owner: Owner { uid: 0, gid: 0 },
+        }
+    }
+
+    fn control() -> CoreLogin {
+        CoreLogin::new(policy::CoreLogin {
+            state: policy::CoreLoginState::Nologin,
+        })
+    }
 
     #[test]
-    fn finds_core_and_only_core() {
-        let text = "root:x:0:0:root:/root:/bin/bash\ncorey:x:501:501::/home/corey:/bin/bash\ncore:x:500:500:Flatcar Admin:/home/core:/bin/bash";
-        let (start, line) = find_core(text).unwrap();
-        assert_eq!(&text[start..start + 5], "core:");
-        assert!(line.ends_with("/bin/bash"));
-        assert!(!line.contains('\n'));
+    fn only_cores_shell_changes_and_latin1_bytes_elsewhere_stay() {
+        let before = b"root:x:0:0:root:/root:/bin/bash\nj\xf6rg:x:1000:1000:J\xf6rg:/home/j:/bin/sh\ncore:x:500:500:Flatcar Admin:/home/core:/bin/bash\ncorey:x:501:501::/home/corey:/bin/bash\n";
+        let plan = control().plan(&passwd(before)).unwrap();
+        let Some(Action::WriteFile(write)) = plan.actions.first() else {
+            panic!("{plan:?}");
+        };
+        let expected: &[u8] = b"root:x:0:0:root:/root:/bin/bash\nj\xf6rg:x:1000:1000:J\xf6rg:/home/j:/bin/sh\ncore:x:500:500:Flatcar Admin:/home/core:/sbin/nologin\ncorey:x:501:501::/home/corey:/bin/bash\n";
+        assert_eq!(write.spec.content, expected);
+        assert_eq!(write.spec.mode, 0o644);
+    }
+
+    #[test]
+    fn nologin_already_is_compliant_with_nothing_to_do() {
+        let plan = control()
+            .plan(&passwd(b"core:x:500:500::/home/core:/usr/sbin/nologin\n"))
+            .unwrap();
+        assert!(plan.actions.is_empty());
+        assert_eq!(plan.summary, "core's login shell is /usr/sbin/nologin");
     }
 }

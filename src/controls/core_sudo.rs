@@ -8,11 +8,11 @@
 use std::path::Path;
 
 use super::sudoers::{self, Config};
-use super::{Control, ControlError, FileWrite, Plan, Validation};
-use crate::host::fs::FileSpec;
+use super::{Control, ControlError, FileState, FileWrite, Plan, Validation};
+use crate::host::fs::{FileSpec, Owner};
 use crate::host::session::Session;
 use crate::host::Host;
-use crate::policy::{self, CoreSudoState};
+use crate::policy;
 
 const DROPIN: &str = "/etc/sudoers.d/core-passwd";
 const CONTENT: &str =
@@ -33,58 +33,63 @@ impl CoreSudo {
 }
 
 pub struct State {
-    /// The drop-in as it is now, if it exists.
-    existing: Option<String>,
+    /// The drop-in as it is now.
+    dropin: FileState,
+    /// What the drop-in will hold: the existing text when it says the same thing.
+    content: String,
+    /// The sudoers configuration as sudo would read it with `content` in place.
+    config: Config,
     who: sudoers::Identity,
+    owner: Owner,
 }
 
 impl Control for CoreSudo {
     type State = State;
 
-    fn id(&self) -> &'static str {
-        "core-sudo"
-    }
+    const ID: &'static str = "core-sudo";
+    const TITLE: &'static str = "core needs a password for sudo";
+    type Section = policy::CoreSudo;
 
-    fn title(&self) -> &'static str {
-        "core needs a password for sudo"
-    }
-
-    fn unmanaged(&self) -> Option<String> {
-        (self.policy.state == CoreSudoState::Unmanaged)
-            .then(|| "left alone (policy: core-sudo.state = \"unmanaged\")".to_owned())
+    fn section(&self) -> &policy::CoreSudo {
+        &self.policy
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
+        let dropin = FileState::observe(host, Path::new(DROPIN))?;
+        // An existing drop-in that says the same thing (the guide's Butane snippet writes
+        // `core\tALL=(ALL) \tALL`) is kept as it is; only its mode and owner are corrected.
+        let content = match dropin.text() {
+            Some(existing) if same_rules(&existing, CONTENT) => existing.into_owned(),
+            _ => CONTENT.to_owned(),
+        };
+        let config = Config::read(host, Some((Path::new(DROPIN), &content)))?;
         Ok(State {
-            existing: host.fs.read_text(Path::new(DROPIN))?,
+            dropin,
+            content,
+            config,
             who: sudoers::identity(host, "core")?,
+            owner: host.file_owner(),
         })
     }
 
-    fn plan(&self, host: &Host, state: &State) -> Result<Plan, ControlError> {
+    fn plan(&self, state: &State) -> Result<Plan, ControlError> {
         if state.who.uid.is_none() {
             return Ok(Plan::with(
                 super::Disposition::NotApplicable,
                 "there is no user core",
             ));
         }
-        // An existing drop-in that says the same thing (the guide's Butane snippet writes
-        // `core\tALL=(ALL) \tALL`) is kept as it is; only its mode and owner are corrected.
-        let content = match &state.existing {
-            Some(existing) if same_rules(existing, CONTENT) => existing.clone(),
-            _ => CONTENT.to_owned(),
-        };
         let dropin = Path::new(DROPIN);
         let spec = FileSpec {
-            content: content.clone().into_bytes(),
+            content: state.content.clone().into_bytes(),
             mode: self.policy.file_mode.0,
-            owner: host.file_owner(),
+            owner: state.owner,
             parent_mode: SUDOERS_D_MODE,
         };
-        let write = FileWrite::plan(host, dropin, spec, Validation::Sudoers)?;
+        let write = FileWrite::plan(&state.dropin, spec, Validation::Sudoers);
 
         // What sudo will do for core once the drop-in is in place.
-        let config = Config::read(host, Some((dropin, &content)))?;
+        let config = &state.config;
         let mut plan = Plan::managed(if write.is_some() {
             format!("core can use sudo without a password; write {DROPIN}")
         } else {

@@ -9,11 +9,12 @@
 
 use std::path::Path;
 
+use super::unit_file::UnitFiles;
 use super::units::{UnitAction, ETC_UNITS};
-use super::{Action, Control, ControlError, Disposition, FileWrite, Plan, Validation};
-use crate::host::fs::{FileKind, FileSpec, Metadata};
+use super::{Action, Control, ControlError, Disposition, FileState, FileWrite, Plan, Validation};
+use crate::host::fs::{FileKind, FileSpec, Metadata, Owner};
 use crate::host::Host;
-use crate::policy::{self, DockerSocketState};
+use crate::policy;
 
 const UNIT: &str = "docker.socket";
 const DROPIN_NAME: &str = "10-restrict.conf";
@@ -33,6 +34,12 @@ impl DockerSocket {
 }
 
 pub struct State {
+    /// The agent's drop-in as it is now.
+    dropin: FileState,
+    /// Who the agent's files belong to.
+    owner: Owner,
+    /// docker.socket's unit file and drop-ins under the root, to tell which `SocketGroup=` wins.
+    files: UnitFiles,
     /// On the running host: systemd's view of docker.socket.
     live: Option<LiveState>,
 }
@@ -55,22 +62,25 @@ fn dropin_path() -> std::path::PathBuf {
 impl Control for DockerSocket {
     type State = State;
 
-    fn id(&self) -> &'static str {
-        "docker-socket"
-    }
+    const ID: &'static str = "docker-socket";
+    const TITLE: &'static str = "docker socket restricted to root";
+    type Section = policy::DockerSocket;
 
-    fn title(&self) -> &'static str {
-        "docker socket restricted to root"
-    }
-
-    fn unmanaged(&self) -> Option<String> {
-        (self.policy.state == DockerSocketState::Unmanaged)
-            .then(|| "left alone (policy: docker-socket.state = \"unmanaged\")".to_owned())
+    fn section(&self) -> &policy::DockerSocket {
+        &self.policy
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
+        let dropin = FileState::observe(host, &dropin_path())?;
+        let owner = host.file_owner();
+        let files = UnitFiles::read(host, UNIT)?;
         if !host.is_live() {
-            return Ok(State { live: None });
+            return Ok(State {
+                dropin,
+                owner,
+                files,
+                live: None,
+            });
         }
         let systemd = host.systemd()?;
         let status = systemd.unit_status(UNIT)?;
@@ -80,6 +90,9 @@ impl Control for DockerSocket {
             systemd.socket_group(UNIT)?
         };
         Ok(State {
+            dropin,
+            owner,
+            files,
             live: Some(LiveState {
                 load_state: status.load_state,
                 need_daemon_reload: status.need_daemon_reload,
@@ -90,7 +103,7 @@ impl Control for DockerSocket {
         })
     }
 
-    fn plan(&self, host: &Host, state: &State) -> Result<Plan, ControlError> {
+    fn plan(&self, state: &State) -> Result<Plan, ControlError> {
         if let Some(live) = &state.live {
             if live.load_state == "not-found" {
                 return Ok(Plan::with(
@@ -103,17 +116,38 @@ impl Control for DockerSocket {
         let spec = FileSpec {
             content: DROPIN_CONTENT.as_bytes().to_vec(),
             mode: 0o644,
-            owner: host.file_owner(),
+            owner: state.owner,
             parent_mode: 0o755,
         };
-        let write = FileWrite::plan(host, &dropin, spec, Validation::None)?;
+        let write = FileWrite::plan(&state.dropin, spec, Validation::None);
         let mut plan = Plan::managed("");
         let wrote = write.is_some();
         plan.actions.extend(write.map(Action::WriteFile));
+        // What systemd will read once the drop-in is in place: a later `SocketGroup=` wins.
+        let after = state.files.with_dropin(&dropin, DROPIN_CONTENT);
+        let winner = after
+            .last("Socket", "SocketGroup")
+            .filter(|w| w.value != ROOT_GROUP);
+        if let Some(winner) = &winner {
+            plan.problems.push(format!(
+                "{} `SocketGroup={}` comes after {} and wins, so docker.socket keeps group {}; \
+                 remove SocketGroup= there",
+                winner.at(),
+                winner.value,
+                dropin.display(),
+                if winner.value.is_empty() {
+                    "its default (root)"
+                } else {
+                    &winner.value
+                }
+            ));
+        }
 
         let Some(live) = &state.live else {
             plan.summary = if wrote {
                 format!("image: write {}", dropin.display())
+            } else if winner.is_some() {
+                "image: docker.socket keeps a group other than root at the next boot".to_owned()
             } else {
                 "image: docker.socket has SocketGroup=root from the next boot".to_owned()
             };
@@ -124,7 +158,7 @@ impl Control for DockerSocket {
 
         if wrote || live.need_daemon_reload {
             plan.actions.push(Action::Unit(UnitAction::Reload));
-        } else if live.socket_group != ROOT_GROUP {
+        } else if live.socket_group != ROOT_GROUP && winner.is_none() {
             plan.problems.push(format!(
                 "systemd has SocketGroup={} for docker.socket although {} says root: a later \
                  drop-in overrides it ({}); remove SocketGroup= from it",
@@ -155,5 +189,60 @@ impl Control for DockerSocket {
             ),
         };
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controls::testkit::{self, text};
+    use crate::policy::Policy;
+    use crate::report::{Mode, Status};
+
+    const UNIT_FILE: &str = "[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\n\
+                             SocketUser=root\nSocketGroup=docker\n";
+
+    fn run(m: &testkit::Machine, mode: Mode) -> crate::report::ControlReport {
+        let policy = Policy::default();
+        let step = Box::new(DockerSocket::new(policy.docker_socket.clone()));
+        testkit::run(&m.offline(), &policy, step, mode)
+    }
+
+    #[test]
+    fn an_image_with_a_later_dropin_that_sets_docker_again_is_not_compliant() {
+        let m = testkit::Machine::new("");
+        m.root_file("/usr/lib/systemd/system/docker.socket", UNIT_FILE);
+        m.root_file(
+            "/usr/lib/systemd/system/docker.socket.d/20-mine.conf",
+            "[Socket]\nSocketGroup=docker\n",
+        );
+        let report = run(&m, Mode::Apply);
+        assert_eq!(report.status, Status::Failed, "{}", text(&report));
+        assert!(
+            text(&report).contains("docker.socket.d/20-mine.conf:2 `SocketGroup=docker`"),
+            "{}",
+            text(&report)
+        );
+        let check = run(&m, Mode::Check);
+        assert_eq!(check.status, Status::Failed, "{}", text(&check));
+        assert!(check.changes.is_empty(), "the drop-in is written once");
+    }
+
+    #[test]
+    fn an_image_whose_dropins_leave_root_waits_for_boot() {
+        let m = testkit::Machine::new("");
+        m.root_file("/usr/lib/systemd/system/docker.socket", UNIT_FILE);
+        m.root_file(
+            "/etc/systemd/system/docker.socket.d/05-mode.conf",
+            "[Socket]\nSocketMode=0660\n",
+        );
+        assert_eq!(run(&m, Mode::Apply).status, Status::PendingReboot);
+        assert_eq!(
+            m.read_root("/etc/systemd/system/docker.socket.d/10-restrict.conf"),
+            DROPIN_CONTENT
+        );
+        let check = run(&m, Mode::Check);
+        assert_eq!(check.status, Status::PendingReboot, "{}", text(&check));
+        assert!(check.changes.is_empty());
     }
 }

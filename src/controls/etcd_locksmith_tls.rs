@@ -26,11 +26,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::units::UNIT_DIRS;
+use super::unit_file::{self, UnitFiles};
 use super::{envfile, Control, ControlError, Disposition, Plan};
-use crate::host::fs::FileKind;
 use crate::host::{Host, HostError};
-use crate::policy::{self, TlsAuditState};
+use crate::policy;
 
 const UPDATE_CONFS: [&str; 2] = ["/usr/share/flatcar/update.conf", "/etc/flatcar/update.conf"];
 const LOCKSMITHD: &str = "locksmithd.service";
@@ -106,17 +105,12 @@ pub struct State {
 impl Control for EtcdLocksmithTls {
     type State = State;
 
-    fn id(&self) -> &'static str {
-        "etcd-locksmith-tls"
-    }
+    const ID: &'static str = "etcd-locksmith-tls";
+    const TITLE: &'static str = "etcd and locksmith use TLS";
+    type Section = policy::EtcdLocksmithTls;
 
-    fn title(&self) -> &'static str {
-        "etcd and locksmith use TLS"
-    }
-
-    fn unmanaged(&self) -> Option<String> {
-        (self.policy.state == TlsAuditState::Unmanaged)
-            .then(|| "left alone (policy: etcd-locksmith-tls.state = \"unmanaged\")".to_owned())
+    fn section(&self) -> &policy::EtcdLocksmithTls {
+        &self.policy
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
@@ -164,7 +158,7 @@ impl Control for EtcdLocksmithTls {
         })
     }
 
-    fn plan(&self, _host: &Host, state: &State) -> Result<Plan, ControlError> {
+    fn plan(&self, state: &State) -> Result<Plan, ControlError> {
         let mut findings = Vec::new();
         let mut audited = Vec::new();
 
@@ -373,58 +367,25 @@ fn env_file(host: &Host, path: &Path) -> Result<Option<Vec<Setting>>, HostError>
     }))
 }
 
-/// A unit from its files: the first unit directory that has it, then its drop-ins
-/// (`NAME.d/*.conf` in every unit directory, a name in an earlier directory hiding the same name
-/// in a later one, applied in name order). `None` if there is no such unit or it is masked.
+/// A unit as systemd would load it, with the environment its files give it. `None` if there
+/// is no such unit or it is masked.
 fn load_unit(host: &Host, name: &'static str) -> Result<Option<Unit>, HostError> {
-    let mut file = None;
-    for dir in UNIT_DIRS {
-        let path = Path::new(dir).join(name);
-        if host.fs.lstat(&path)?.is_some() {
-            file = Some(path);
-            break;
-        }
-    }
-    let Some(file) = file else {
+    let Some(files) = UnitFiles::load(host, name)? else {
         return Ok(None);
     };
-    // A mask is a link to /dev/null (a device, or nothing at all inside an image) or an empty file.
-    let regular = host
-        .fs
-        .stat(&file)?
-        .is_some_and(|m| m.kind == FileKind::Regular);
-    let text = if regular {
-        host.fs.read_text(&file)?.unwrap_or_default()
-    } else {
-        String::new()
-    };
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let mut dropins: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for dir in UNIT_DIRS {
-        let dropin_dir = Path::new(dir).join(format!("{name}.d"));
-        for entry in host.fs.list_dir(&dropin_dir)? {
-            if entry.ends_with(".conf") {
-                dropins
-                    .entry(entry.clone())
-                    .or_insert_with(|| dropin_dir.join(entry));
-            }
-        }
-    }
-    let mut sources = vec![(file.clone(), text)];
-    for path in dropins.into_values() {
-        if let Some(text) = host.fs.read_text(&path)? {
-            sources.push((path, text));
-        }
-    }
+    let file = files
+        .sources()
+        .next()
+        .map(|(p, _)| p.clone())
+        .unwrap_or_default();
+    let sources: Vec<(PathBuf, String)> = files.sources().cloned().collect();
 
     // systemd: Environment= in order, then every EnvironmentFile= in order (their values win);
     // an empty assignment resets the list.
     let mut environment = Vec::new();
     let mut environment_files: Vec<(PathBuf, bool)> = Vec::new();
     for (path, text) in &sources {
-        for (line, key, value) in service_settings(text) {
+        for (line, key, value) in unit_file::settings(text, "Service") {
             match key.as_str() {
                 "Environment" if value.is_empty() => environment.clear(),
                 "Environment" => {
@@ -460,39 +421,6 @@ fn load_unit(host: &Host, name: &'static str) -> Result<Option<Unit>, HostError>
         env.extend(env_file(host, &path)?.unwrap_or_default());
     }
     Ok(Some(Unit { name, file, env }))
-}
-
-/// `[Service]` settings of a unit file: line (where the setting starts), key, value. Comments
-/// (`#`, `;`) are skipped and a trailing backslash continues a line, as systemd reads them.
-fn service_settings(text: &str) -> Vec<(usize, String, String)> {
-    let mut settings = Vec::new();
-    let mut section = String::new();
-    let mut continued: Option<(usize, String)> = None;
-    for (index, raw) in text.lines().enumerate() {
-        let (start, mut line) = match continued.take() {
-            Some((start, so_far)) => (start, format!("{so_far} {}", raw.trim())),
-            None => {
-                let line = raw.trim();
-                if line.starts_with('#') || line.starts_with(';') {
-                    continue;
-                }
-                (index + 1, line.to_owned())
-            }
-        };
-        if line.ends_with('\\') {
-            line.pop();
-            continued = Some((start, line));
-            continue;
-        }
-        if line.starts_with('[') {
-            section = line;
-        } else if section == "[Service]" {
-            if let Some((key, value)) = line.split_once('=') {
-                settings.push((start, key.trim().to_owned(), value.trim().to_owned()));
-            }
-        }
-    }
-    settings
 }
 
 #[cfg(test)]
@@ -809,18 +737,7 @@ mod tests {
     }
 
     #[test]
-    fn unit_files_are_read_as_systemd_reads_them() {
-        let settings = service_settings(
-            "[Unit]\nEnvironment=NOT=service\n[Service]\n# Environment=A=commented\n\
-             Environment=A=1 \\\n  B=2\nEnvironmentFile=-/etc/x.env\n",
-        );
-        assert_eq!(
-            settings,
-            [
-                (5, "Environment".to_owned(), "A=1  B=2".to_owned()),
-                (7, "EnvironmentFile".to_owned(), "-/etc/x.env".to_owned()),
-            ]
-        );
+    fn plain_urls_are_the_ones_without_tls() {
         assert_eq!(
             plain_urls("https://a:2379, http://b:2379,unixs://c"),
             ["http://b:2379"]

@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use super::{envfile, Action, Control, ControlError, FileWrite, Plan, Validation};
+use super::{envfile, Action, Control, ControlError, FileState, FileWrite, Plan, Validation};
 use crate::host::fs::{FileKind, FileSpec, Metadata, Owner};
 use crate::host::kernel::{Cmdline, Kernel, CMDLINE};
 use crate::host::Host;
@@ -47,11 +47,11 @@ impl Selinux {
 
 pub struct State {
     /// The config path itself, not followed: a link or a regular file.
-    config: Option<Metadata>,
+    file: FileState,
     /// Where a link points, as written in it.
     link_target: Option<String>,
-    /// The content, read through a link (inside the root).
-    text: Option<String>,
+    /// Who owns a file the agent creates in place of a link.
+    owner: Owner,
     /// Mode and owner of what the path names after following a link.
     target: Option<Metadata>,
     /// `None` for an image: no running kernel to look at.
@@ -70,23 +70,18 @@ struct Runtime {
 impl Control for Selinux {
     type State = State;
 
-    fn id(&self) -> &'static str {
-        "selinux"
-    }
+    const ID: &'static str = "selinux";
+    const TITLE: &'static str = "SELinux mode";
+    type Section = policy::Selinux;
 
-    fn title(&self) -> &'static str {
-        "SELinux mode"
-    }
-
-    fn unmanaged(&self) -> Option<String> {
-        (self.policy.state == SelinuxState::Unmanaged)
-            .then(|| "left alone (policy: selinux.state = \"unmanaged\")".to_owned())
+    fn section(&self) -> &policy::Selinux {
+        &self.policy
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
         let path = Path::new(CONFIG);
-        let config = host.fs.lstat(path)?;
-        let link_target = match config {
+        let file = FileState::observe(host, path)?;
+        let link_target = match file.meta {
             Some(meta) if meta.kind == FileKind::Symlink => host
                 .fs
                 .read_link(path)?
@@ -94,21 +89,23 @@ impl Control for Selinux {
             _ => None,
         };
         Ok(State {
-            config,
+            file,
             link_target,
-            text: host.fs.read_text(path)?,
+            owner: host.file_owner(),
             target: host.fs.stat(path)?,
             runtime: host.kernel().map(observe_runtime).transpose()?,
         })
     }
 
-    fn plan(&self, host: &Host, state: &State) -> Result<Plan, ControlError> {
+    fn plan(&self, state: &State) -> Result<Plan, ControlError> {
         let (word, bit) = self.wanted();
         let mut plan = Plan::managed(String::new());
         let mut summary = Vec::new();
 
         // Persistent half first: it is what the next boot reads.
-        match &state.text {
+        // The content, read through a link (inside the root).
+        let text = state.file.content.as_ref().or(state.file.linked.as_ref());
+        match text.map(|bytes| String::from_utf8_lossy(bytes)).as_deref() {
             None => plan.problems.push(match &state.link_target {
                 Some(target) => format!(
                     "{CONFIG} is a link to {target}, which does not exist: the SELinux policy \
@@ -139,7 +136,7 @@ impl Control for Selinux {
                             ),
                             None => format!("{now} in {CONFIG}: set SELINUX={word}"),
                         });
-                        let regular = state.config.is_some_and(|m| m.kind == FileKind::Regular);
+                        let regular = state.file.meta.is_some_and(|m| m.kind == FileKind::Regular);
                         let (mode, owner) = match (regular, state.target) {
                             // A regular file keeps its mode and owner; a link's replacement is a
                             // new file of the agent's, with the mode its target had.
@@ -150,9 +147,7 @@ impl Control for Selinux {
                                     gid: m.gid,
                                 },
                             ),
-                            (_, target) => {
-                                (target.map_or(0o644, |m| m.mode & 0o777), host.file_owner())
-                            }
+                            (_, target) => (target.map_or(0o644, |m| m.mode & 0o777), state.owner),
                         };
                         let spec = FileSpec {
                             content: set_mode_line(text, current.map(|a| a.line), word)
@@ -162,7 +157,7 @@ impl Control for Selinux {
                             parent_mode: 0o755,
                         };
                         plan.actions.extend(
-                            FileWrite::plan(host, Path::new(CONFIG), spec, Validation::None)?
+                            FileWrite::plan(&state.file, spec, Validation::None)
                                 .map(Action::WriteFile),
                         );
                     }

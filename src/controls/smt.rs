@@ -19,7 +19,8 @@
 
 use std::path::Path;
 
-use super::{Action, Control, ControlError, Disposition, FileWrite, Plan, Validation};
+use super::grub_cfg::{add_argument, grub_line, linux_append, set_lines};
+use super::{Action, Control, ControlError, Disposition, FileState, FileWrite, Plan, Validation};
 use crate::host::fs::{FileKind, FileSpec, Owner};
 use crate::host::kernel::{Cmdline, Kernel, CMDLINE};
 use crate::host::Host;
@@ -42,9 +43,9 @@ impl Smt {
 }
 
 pub struct State {
-    grub: Option<String>,
-    /// Mode and owner of the existing grub.cfg, kept when it is edited.
-    grub_meta: Option<(u32, Owner)>,
+    grub: FileState,
+    /// Who owns a grub.cfg the agent creates.
+    owner: Owner,
     /// The directory holding grub.cfg exists (the OEM partition is mounted).
     grub_dir: bool,
     /// `None` for an image: no running kernel to look at.
@@ -65,33 +66,20 @@ struct Runtime {
 impl Control for Smt {
     type State = State;
 
-    fn id(&self) -> &'static str {
-        "smt"
-    }
+    const ID: &'static str = "smt";
+    const TITLE: &'static str = "SMT disabled";
+    type Section = policy::Smt;
 
-    fn title(&self) -> &'static str {
-        "SMT disabled"
-    }
-
-    fn unmanaged(&self) -> Option<String> {
-        (self.policy.state == SmtState::Unmanaged)
-            .then(|| "left alone (policy: smt.state = \"unmanaged\")".to_owned())
+    fn section(&self) -> &policy::Smt {
+        &self.policy
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
         let path = &self.policy.grub_cfg.0;
         let dir = path.parent().unwrap_or(Path::new("/"));
         Ok(State {
-            grub: host.fs.read_text(path)?,
-            grub_meta: host.fs.stat(path)?.map(|m| {
-                (
-                    m.mode,
-                    Owner {
-                        uid: m.uid,
-                        gid: m.gid,
-                    },
-                )
-            }),
+            grub: FileState::observe(host, path)?,
+            owner: host.file_owner(),
             grub_dir: host
                 .fs
                 .stat(dir)?
@@ -100,7 +88,7 @@ impl Control for Smt {
         })
     }
 
-    fn plan(&self, host: &Host, state: &State) -> Result<Plan, ControlError> {
+    fn plan(&self, state: &State) -> Result<Plan, ControlError> {
         let mode = self.policy.state;
         let argument = argument(mode);
         let path = &self.policy.grub_cfg.0;
@@ -203,7 +191,18 @@ impl Control for Smt {
         }
 
         // Persistent half: the kernel argument in the OEM grub.cfg.
-        let grub = state.grub.as_deref().unwrap_or("");
+        let grub = match state.grub.content.as_deref().map(std::str::from_utf8) {
+            None => "",
+            Some(Ok(text)) => text,
+            Some(Err(_)) => {
+                plan.problems.push(format!(
+                    "{} is not UTF-8 text; it is left alone (GRUB reads ASCII): fix its encoding",
+                    path.display()
+                ));
+                plan.summary = summary.join("; ");
+                return Ok(plan);
+            }
+        };
         let content = if takes_effect(mode, &linux_append(grub)) {
             summary.push(format!("`{argument}` in {}", path.display()));
             grub.to_owned()
@@ -221,8 +220,13 @@ impl Control for Smt {
                 grub_line(argument),
                 path.display()
             ));
-            let edited = add_argument(grub, mode);
-            let (mode_bits, owner) = state.grub_meta.unwrap_or((0o644, host.file_owner()));
+            let superseded: &[&str] = if mode == SmtState::Auto {
+                &["nosmt"]
+            } else {
+                &[]
+            };
+            let edited = add_argument(grub, argument, superseded);
+            let (mode_bits, owner) = state.grub.mode_owner().unwrap_or((0o644, state.owner));
             let spec = FileSpec {
                 content: edited.clone().into_bytes(),
                 mode: mode_bits,
@@ -230,7 +234,7 @@ impl Control for Smt {
                 parent_mode: 0o755,
             };
             plan.actions.extend(
-                FileWrite::plan(host, path, spec, Validation::None)?.map(Action::WriteFile),
+                FileWrite::plan(&state.grub, spec, Validation::None).map(Action::WriteFile),
             );
             edited
         };
@@ -291,103 +295,6 @@ fn takes_effect(mode: SmtState, args: &[String]) -> bool {
         }
         _ => args.iter().any(|a| a == "nosmt" || a == "nosmt=force"),
     }
-}
-
-/// The line the agent writes: unconditional, appending to what earlier lines set.
-fn grub_line(argument: &str) -> String {
-    format!("set linux_append=\"$linux_append {argument}\"")
-}
-
-/// Lines of a grub.cfg (with their newline) and whether each is unconditional: outside any
-/// `if`/`for`/`while`/`until` block and any `{ … }` body (`menuentry`, `function`), and not a
-/// one-line `if …; then …; fi` itself.
-fn top_level(grub: &str) -> Vec<(&str, bool)> {
-    let mut depth: usize = 0;
-    grub.split_inclusive('\n')
-        .map(|line| {
-            let mut top = depth == 0;
-            for token in line
-                .split(|c: char| c == ';' || c.is_whitespace())
-                .filter(|t| !t.is_empty())
-                .take_while(|t| !t.starts_with('#'))
-            {
-                match token {
-                    "if" | "for" | "while" | "until" | "{" => {
-                        depth += 1;
-                        top = false;
-                    }
-                    "fi" | "done" | "}" => depth = depth.saturating_sub(1),
-                    _ => {}
-                }
-            }
-            (line, top)
-        })
-        .collect()
-}
-
-/// The unconditional `set linux_append=…` lines: line number and the words of the value.
-fn set_lines(grub: &str) -> Vec<(usize, Vec<String>)> {
-    top_level(grub)
-        .into_iter()
-        .enumerate()
-        .filter(|(_, (_, top))| *top)
-        .filter_map(|(index, (line, _))| {
-            let value = line.trim().strip_prefix("set")?;
-            let value = value
-                .strip_prefix(char::is_whitespace)?
-                .trim_start()
-                .strip_prefix("linux_append=")?;
-            // A quoted value runs to its closing quote; an unquoted one is one word.
-            let value = match value.chars().next() {
-                Some(quote @ ('"' | '\'')) => value[1..].split(quote).next().unwrap_or(""),
-                _ => value.split_whitespace().next().unwrap_or(""),
-            };
-            Some((
-                index + 1,
-                value.split_whitespace().map(str::to_owned).collect(),
-            ))
-        })
-        .collect()
-}
-
-/// The kernel arguments the unconditional `set linux_append=` lines leave, in order: a line that
-/// mentions `$linux_append` extends what came before, any other replaces it.
-fn linux_append(grub: &str) -> Vec<String> {
-    let mut args: Vec<String> = Vec::new();
-    for (_, words) in set_lines(grub) {
-        let mut next = Vec::new();
-        for word in words {
-            if word == "$linux_append" || word == "${linux_append}" {
-                next.extend(args.iter().cloned());
-            } else {
-                next.push(word);
-            }
-        }
-        args = next;
-    }
-    args
-}
-
-/// grub.cfg with the policy's line as its last line: every other line kept byte for byte. A copy
-/// of the same line that no longer counts (a later line replaced `linux_append`) is moved rather
-/// than duplicated; for `auto`, the agent's own `nosmt` line (from an earlier `off` policy) goes.
-fn add_argument(grub: &str, mode: SmtState) -> String {
-    let ours = grub_line(argument(mode));
-    let nosmt = grub_line("nosmt");
-    let mut out = String::with_capacity(grub.len() + ours.len() + 1);
-    for (line, top) in top_level(grub) {
-        let text = line.trim();
-        let replaced = top && (text == ours || (mode == SmtState::Auto && text == nosmt));
-        if !replaced {
-            out.push_str(line);
-        }
-    }
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&ours);
-    out.push('\n');
-    out
 }
 
 #[cfg(test)]
@@ -650,53 +557,6 @@ mod tests {
         );
         assert_eq!(report.status, Status::PendingReboot);
         assert!(m.root.join("usr/share/oem/grub.cfg").is_file());
-    }
-
-    #[test]
-    fn grub_cfg_lines_are_kept_and_never_duplicated() {
-        // Already there, in Ignition's form: nothing to add.
-        let grub = "set oem_id=\"qemu\"\nset linux_append=\"$linux_append nosmt\"\n";
-        assert!(takes_effect(SmtState::Off, &linux_append(grub)));
-        // Inside a conditional block it does not count.
-        let grub = "if [ \"$grub_platform\" = efi ]; then\n  set linux_append=\"$linux_append nosmt\"\nfi\n";
-        assert!(!takes_effect(SmtState::Off, &linux_append(grub)));
-        let edited = add_argument(grub, SmtState::Off);
-        assert!(edited.starts_with(grub), "{edited}");
-        assert!(takes_effect(SmtState::Off, &linux_append(&edited)));
-        // A later line that replaces linux_append loses the earlier argument: move, never copy.
-        let grub =
-            "set linux_append=\"$linux_append nosmt\"\nset linux_append=\"flatcar.autologin\"\n";
-        assert!(!takes_effect(SmtState::Off, &linux_append(grub)));
-        let edited = add_argument(grub, SmtState::Off);
-        assert_eq!(
-            edited,
-            "set linux_append=\"flatcar.autologin\"\nset linux_append=\"$linux_append nosmt\"\n"
-        );
-        assert_eq!(
-            linux_append(&edited),
-            ["flatcar.autologin", "nosmt"],
-            "the earlier argument is kept"
-        );
-        // Comments do not open blocks ("for this platform").
-        let grub = format!("{QEMU_GRUB}set linux_append=\"$linux_append nosmt\" # for SMT\n");
-        assert!(takes_effect(SmtState::Off, &linux_append(&grub)));
-        // No trailing newline: the other lines are kept byte for byte.
-        assert_eq!(
-            add_argument("set oem_id=\"qemu\"", SmtState::Off),
-            "set oem_id=\"qemu\"\nset linux_append=\"$linux_append nosmt\"\n"
-        );
-        // From off to auto, the agent's own nosmt line is replaced; mitigations=off later wins.
-        let edited = add_argument("set linux_append=\"$linux_append nosmt\"\n", SmtState::Auto);
-        assert_eq!(
-            edited,
-            "set linux_append=\"$linux_append mitigations=auto,nosmt\"\n"
-        );
-        assert!(!takes_effect(
-            SmtState::Auto,
-            &linux_append(&format!(
-                "{edited}set linux_append=\"$linux_append mitigations=off\"\n"
-            ))
-        ));
     }
 
     #[test]

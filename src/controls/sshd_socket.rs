@@ -47,17 +47,12 @@ fn mask_path() -> PathBuf {
 impl Control for SshdSocket {
     type State = State;
 
-    fn id(&self) -> &'static str {
-        "sshd-socket"
-    }
+    const ID: &'static str = "sshd-socket";
+    const TITLE: &'static str = "sshd.socket masked";
+    type Section = policy::SshdSocket;
 
-    fn title(&self) -> &'static str {
-        "sshd.socket masked"
-    }
-
-    fn unmanaged(&self) -> Option<String> {
-        (self.policy.state == SshdSocketState::Unmanaged)
-            .then(|| "left alone (policy: sshd-socket.state = \"unmanaged\")".to_owned())
+    fn section(&self) -> &policy::SshdSocket {
+        &self.policy
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
@@ -75,7 +70,7 @@ impl Control for SshdSocket {
         })
     }
 
-    fn plan(&self, _host: &Host, state: &State) -> Result<Plan, ControlError> {
+    fn plan(&self, state: &State) -> Result<Plan, ControlError> {
         let mask = self.policy.state == SshdSocketState::Masked;
         match state {
             State::Live(status) => Ok(plan_live(mask, status)),

@@ -11,10 +11,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Action, Control, ControlError, FileWrite, Plan, Validation};
-use crate::host::fs::FileSpec;
-use crate::host::{kmod, Host, HostError};
-use crate::policy::{self, DenyMethod, UsbStorageState};
+use super::{Action, Control, ControlError, FileState, FileWrite, Plan, Validation};
+use crate::host::fs::{FileSpec, Owner};
+use crate::host::kmod::{self, ModprobeAnswer};
+use crate::host::{Host, HostError};
+use crate::policy::{self, DenyMethod};
 
 const CONF_DIRS: [&str; 5] = [
     "/etc/modprobe.d",
@@ -40,10 +41,14 @@ impl UsbStorage {
 
 pub struct State {
     /// The policy's target file as it is now.
-    target: Option<String>,
+    target: FileState,
+    /// Every file kmod reads, in its order, as text (bytes that are not UTF-8 replaced).
     files: Vec<(PathBuf, String)>,
     /// Loaded modules on a live host (kernel names), with the modules that use each.
     loaded: BTreeMap<String, Vec<String>>,
+    /// kmod's own answer per policy module (`modprobe -n -v`), where it could be asked.
+    modprobe: BTreeMap<String, ModprobeAnswer>,
+    owner: Owner,
 }
 
 /// How one module stands in the effective configuration.
@@ -57,96 +62,127 @@ struct Effective {
 impl Control for UsbStorage {
     type State = State;
 
-    fn id(&self) -> &'static str {
-        "usb-storage"
-    }
+    const ID: &'static str = "usb-storage";
+    const TITLE: &'static str = "USB storage drivers cannot load";
+    type Section = policy::UsbStorage;
 
-    fn title(&self) -> &'static str {
-        "USB storage drivers cannot load"
-    }
-
-    fn unmanaged(&self) -> Option<String> {
-        (self.policy.state == UsbStorageState::Unmanaged)
-            .then(|| "left alone (policy: usb-storage.state = \"unmanaged\")".to_owned())
+    fn section(&self) -> &policy::UsbStorage {
+        &self.policy
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
-        let loaded = if host.is_live() {
-            kmod::loaded()?
-        } else {
-            BTreeMap::new()
+        let (loaded, modprobe) = match host.kernel() {
+            Some(kernel) => (
+                kernel.loaded_modules()?,
+                self.policy
+                    .modules
+                    .iter()
+                    .filter_map(|m| Some((m.0.clone(), kernel.modprobe_dry_run(&m.0)?)))
+                    .collect(),
+            ),
+            None => Default::default(),
         };
         Ok(State {
-            target: host.fs.read_text(&self.policy.file.0)?,
+            target: FileState::observe(host, &self.policy.file.0)?,
             files: effective_files(host)?,
             loaded,
+            modprobe,
+            owner: host.file_owner(),
         })
     }
 
-    fn plan(&self, host: &Host, state: &State) -> Result<Plan, ControlError> {
+    fn plan(&self, state: &State) -> Result<Plan, ControlError> {
         let target = &self.policy.file.0;
         let current = effective(&state.files);
+        let own_lines = state
+            .target
+            .text()
+            .map(|t| logical_lines(&t))
+            .unwrap_or_default();
+        let wants_install = self.policy.method == DenyMethod::InstallAndBlacklist;
+        // Lines the effective configuration lacks and our file does not already hold: a line
+        // that is there but loses to an earlier file is reported below, never appended again.
         let mut missing = Vec::new();
         for module in &self.policy.modules {
             let name = &module.0;
             let now = current.get(&kmod::kernel_name(name));
-            let blacklisted = now.is_some_and(|e| e.blacklisted);
             let denied = now
                 .and_then(|e| e.install.as_ref())
                 .is_some_and(|(_, cmd)| is_deny(cmd));
-            if self.policy.method == DenyMethod::InstallAndBlacklist && !denied {
-                missing.push(format!("install {name} /bin/false"));
+            let install = format!("install {name} /bin/false");
+            if wants_install && !denied && !own_lines.contains(&install) {
+                missing.push(install);
             }
-            if !blacklisted {
-                missing.push(format!("blacklist {name}"));
+            let blacklist = format!("blacklist {name}");
+            if !now.is_some_and(|e| e.blacklisted) && !own_lines.contains(&blacklist) {
+                missing.push(blacklist);
             }
         }
 
         let mut plan = Plan::managed(String::new());
+        let mut after = state.files.clone();
         if !missing.is_empty() {
-            let mut content = state.target.clone().unwrap_or_else(|| HEADER.to_owned());
-            if !content.is_empty() && !content.ends_with('\n') {
-                content.push('\n');
+            let mut content = state
+                .target
+                .content
+                .clone()
+                .unwrap_or_else(|| HEADER.as_bytes().to_vec());
+            if !content.is_empty() && !content.ends_with(b"\n") {
+                content.push(b'\n');
             }
             for line in &missing {
-                content.push_str(line);
-                content.push('\n');
+                content.extend_from_slice(line.as_bytes());
+                content.push(b'\n');
             }
-            // Would the new lines win? An earlier `install` elsewhere would still decide.
-            let mut after = state.files.clone();
+            let text = String::from_utf8_lossy(&content).into_owned();
             match after.iter_mut().find(|(p, _)| p == target) {
-                Some((_, text)) => text.clone_from(&content),
+                Some((_, old)) => *old = text,
                 None => {
-                    after.push((target.clone(), content.clone()));
+                    after.push((target.clone(), text));
                     after.sort_by(|a, b| a.0.file_name().cmp(&b.0.file_name()));
                 }
             }
-            let will_be = effective(&after);
-            for module in &self.policy.modules {
-                if self.policy.method != DenyMethod::InstallAndBlacklist {
-                    continue;
-                }
-                if let Some((at, cmd)) = will_be
-                    .get(&kmod::kernel_name(&module.0))
-                    .and_then(|e| e.install.as_ref())
-                    .filter(|(_, cmd)| !is_deny(cmd))
-                {
-                    plan.problems.push(format!(
-                        "{at} `install {} {cmd}` comes first and still loads the module; remove \
-                         that line",
-                        module.0
-                    ));
-                }
-            }
+            let (mode, owner) = state.target.mode_owner().unwrap_or((0o644, state.owner));
             let spec = FileSpec {
-                content: content.into_bytes(),
-                mode: 0o644,
-                owner: host.file_owner(),
+                content,
+                mode,
+                owner,
                 parent_mode: 0o755,
             };
             plan.actions.extend(
-                FileWrite::plan(host, target, spec, Validation::None)?.map(Action::WriteFile),
+                FileWrite::plan(&state.target, spec, Validation::None).map(Action::WriteFile),
             );
+        }
+
+        // Would the configuration in force (after our lines) deny the modules? An earlier
+        // `install` line elsewhere decides, and kmod itself has the last word.
+        let will_be = effective(&after);
+        for module in &self.policy.modules {
+            let name = &module.0;
+            if !wants_install {
+                continue;
+            }
+            if let Some((at, cmd)) = will_be
+                .get(&kmod::kernel_name(name))
+                .and_then(|e| e.install.as_ref())
+                .filter(|(_, cmd)| !is_deny(cmd))
+            {
+                plan.problems.push(format!(
+                    "{at} `install {name} {cmd}` comes first and wins over {}, so the module \
+                     still loads; remove that line",
+                    target.display()
+                ));
+            } else if let Some(answer) = state.modprobe.get(name).filter(|a| a.would_load()) {
+                // Checked on what is in force now: after our write, observe asks kmod again.
+                if plan.actions.is_empty() {
+                    plan.problems.push(format!(
+                        "kmod would still load {name}: `modprobe -n -v {name}` says `{}`; see \
+                         `modprobe --showconfig | grep {}`",
+                        answer.lines.join("; "),
+                        kmod::kernel_name(name)
+                    ));
+                }
+            }
         }
 
         for module in unload_order(&self.policy.modules, &state.loaded) {
@@ -154,12 +190,31 @@ impl Control for UsbStorage {
         }
         let names: Vec<&str> = self.policy.modules.iter().map(|m| m.0.as_str()).collect();
         plan.summary = match (missing.is_empty(), plan.actions.is_empty()) {
+            (true, true) if !plan.problems.is_empty() => {
+                format!("{} can still load", names.join(", "))
+            }
             (true, true) => format!("{} cannot load", names.join(", ")),
             (false, _) => format!("add {} to {}", missing.join("; "), target.display()),
             (true, false) => format!("{} denied, but loaded now: unload", names.join(", ")),
         };
         Ok(plan)
     }
+}
+
+/// A modprobe.d text's lines without comments and with runs of blanks folded, for "is this line
+/// there already".
+fn logical_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 fn is_deny(command: &str) -> bool {
@@ -181,8 +236,8 @@ fn effective_files(host: &Host) -> Result<Vec<(PathBuf, String)>, HostError> {
     }
     let mut files = Vec::new();
     for path in by_name.into_values() {
-        if let Some(text) = host.fs.read_text(&path)? {
-            files.push((path, text));
+        if let Some(bytes) = host.fs.read(&path)? {
+            files.push((path, String::from_utf8_lossy(&bytes).into_owned()));
         }
     }
     Ok(files)
@@ -245,11 +300,108 @@ fn unload_order(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controls::testkit::{self, text};
+    use crate::policy::{ModuleName, Policy, UsbStorageState};
+    use crate::report::{Mode, Status};
 
     fn files(list: &[(&str, &str)]) -> Vec<(PathBuf, String)> {
         list.iter()
             .map(|(p, t)| (PathBuf::from(p), t.to_string()))
             .collect()
+    }
+
+    fn denied() -> Policy {
+        let mut policy = Policy::default();
+        policy.usb_storage.state = UsbStorageState::Denied;
+        policy
+    }
+
+    fn run(host: &Host, mode: Mode) -> crate::report::ControlReport {
+        let policy = denied();
+        let step = Box::new(UsbStorage::new(policy.usb_storage.clone()));
+        testkit::run(host, &policy, step, mode)
+    }
+
+    #[test]
+    fn an_earlier_install_line_is_named_and_nothing_is_appended_twice() {
+        let m = testkit::Machine::new("BOOT_IMAGE=/vmlinuz\n");
+        m.root_file(
+            "/etc/modprobe.d/00-vendor.conf",
+            "install usb-storage /sbin/modprobe --ignore-install usb-storage\n",
+        );
+        let host = m.offline();
+        let first = run(&host, Mode::Apply);
+        assert_eq!(first.status, Status::Failed, "{}", text(&first));
+        assert!(
+            text(&first).contains("/etc/modprobe.d/00-vendor.conf:1"),
+            "{}",
+            text(&first)
+        );
+        let written = m.read_root("/etc/modprobe.d/blacklist.conf");
+        for _ in 0..3 {
+            let again = run(&host, Mode::Apply);
+            assert_eq!(again.status, Status::Failed, "{}", text(&again));
+            assert!(again.changes.is_empty(), "{:?}", again.changes);
+            assert!(
+                text(&again).contains("00-vendor.conf:1"),
+                "{}",
+                text(&again)
+            );
+        }
+        assert_eq!(m.read_root("/etc/modprobe.d/blacklist.conf"), written);
+        assert_eq!(written.matches("install usb-storage /bin/false").count(), 1);
+        let check = run(&host, Mode::Check);
+        assert_eq!(check.status, Status::Failed, "{}", text(&check));
+    }
+
+    #[test]
+    fn loaded_modules_are_unloaded_through_the_kernel_users_first() {
+        let m = testkit::Machine::new("BOOT_IMAGE=/vmlinuz\n");
+        m.kernel_file(
+            "/proc/modules",
+            "usb_storage 86016 1 uas, Live 0x0\nuas 32768 0 - Live 0x0\next4 1 0 - Live 0x0\n",
+        );
+        let host = m.live();
+        let report = run(&host, Mode::Apply);
+        assert_eq!(report.status, Status::Changed, "{}", text(&report));
+        let unloads: Vec<_> = report
+            .changes
+            .iter()
+            .filter(|c| c.kind == "unload-module")
+            .map(|c| c.target.clone().unwrap())
+            .collect();
+        assert_eq!(unloads, ["uas", "usb_storage"]);
+        assert_eq!(m.read_kernel("/proc/modules"), "ext4 1 0 - Live 0x0\n");
+        assert_eq!(run(&host, Mode::Check).status, Status::Compliant);
+    }
+
+    #[test]
+    fn an_image_never_unloads_anything() {
+        let m = testkit::Machine::new("BOOT_IMAGE=/vmlinuz\n");
+        m.kernel_file("/proc/modules", "usb_storage 86016 0 - Live 0x0\n");
+        let report = run(&m.offline(), Mode::Apply);
+        assert!(
+            report.changes.iter().all(|c| c.kind != "unload-module"),
+            "{:?}",
+            report.changes
+        );
+    }
+
+    #[test]
+    fn latin1_bytes_in_our_file_are_kept() {
+        let m = testkit::Machine::new("BOOT_IMAGE=/vmlinuz\n");
+        let dir = m.root.join("etc/modprobe.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("blacklist.conf"),
+            b"# r\xe9seau\nblacklist usb-storage\n",
+        )
+        .unwrap();
+        let report = run(&m.offline(), Mode::Apply);
+        assert_eq!(report.status, Status::Changed, "{}", text(&report));
+        let bytes = std::fs::read(dir.join("blacklist.conf")).unwrap();
+        assert!(bytes.starts_with(b"# r\xe9seau\nblacklist usb-storage\n"));
+        assert_eq!(run(&m.offline(), Mode::Check).status, Status::Compliant);
     }
 
     #[test]
@@ -280,10 +432,7 @@ mod tests {
             ("uas".to_string(), vec![]),
         ]
         .into();
-        let modules = vec![
-            policy::ModuleName("usb-storage".into()),
-            policy::ModuleName("uas".into()),
-        ];
+        let modules = vec![ModuleName("usb-storage".into()), ModuleName("uas".into())];
         assert_eq!(unload_order(&modules, &loaded), vec!["uas", "usb_storage"]);
     }
 }

@@ -1,83 +1,155 @@
-//! The shadow-utils lock around `/etc/passwd` edits.
-//!
-//! `lckpwdf(3)` takes a write lock (`fcntl F_SETLKW`) on `/etc/.pwd.lock`; `useradd`, `usermod`,
-//! `chsh`, `passwd` and systemd-sysusers all do. Holding the same lock while we re-read and replace
-//! `/etc/passwd` means no concurrent edit is lost.
+//! The account databases — passwd, group, shadow — read as NSS `files usrfiles` would answer:
+//! `/etc` first, then Flatcar's read-only `/usr/share/baselayout`. One parser for all of them;
+//! lines are bytes (a Latin-1 GECOS field must not break anything), fields split on `:`.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::stat::Mode;
 
 use super::{Host, HostError};
 
-const LOCK_FILE: &str = "/etc/.pwd.lock";
-/// glibc's `lckpwdf` gives up after 15 seconds.
-const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
+pub const PASSWD: &str = "/etc/passwd";
+pub const BASELAYOUT_PASSWD: &str = "/usr/share/baselayout/passwd";
+const PASSWD_FILES: [&str; 2] = [PASSWD, BASELAYOUT_PASSWD];
+const GROUP_FILES: [&str; 2] = ["/etc/group", "/usr/share/baselayout/group"];
+const SHADOW: &str = "/etc/shadow";
 
-/// Held while `/etc/passwd` is being edited; released on drop (closing the descriptor).
-pub struct PasswdLock {
-    _fd: OwnedFd,
+/// One line of a colon-separated database: where it stands in the file (without its newline)
+/// and its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub span: Range<usize>,
+    pub fields: Vec<&'a [u8]>,
 }
 
-impl Host {
-    pub fn lock_passwd(&self) -> Result<PasswdLock, HostError> {
-        let fd = self
-            .fs
-            .open_in_root_mode(
-                Path::new(LOCK_FILE),
-                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW,
-                Mode::from_bits_truncate(0o600),
-            )
-            .map_err(|e| HostError::io("open", LOCK_FILE, e))?;
-        let lock = nix::libc::flock {
-            l_type: nix::libc::F_WRLCK as nix::libc::c_short,
-            l_whence: nix::libc::SEEK_SET as nix::libc::c_short,
-            l_start: 0,
-            l_len: 0,
-            l_pid: 0,
-        };
-        let started = Instant::now();
-        loop {
-            match fcntl(fd.as_raw_fd(), FcntlArg::F_SETLK(&lock)) {
-                Ok(_) => return Ok(PasswdLock { _fd: fd }),
-                Err(Errno::EACCES) | Err(Errno::EAGAIN) if started.elapsed() < LOCK_TIMEOUT => {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(Errno::EACCES) | Err(Errno::EAGAIN) => {
-                    return Err(HostError::Refused(format!(
-                        "{LOCK_FILE} is locked by another program (useradd, passwd, …) for more \
-                         than {}s; try again when it is done",
-                        LOCK_TIMEOUT.as_secs()
-                    )))
-                }
-                Err(e) => return Err(HostError::io("lock", LOCK_FILE, e)),
-            }
-        }
+impl Record<'_> {
+    /// Field `index` as text (lossy), empty when missing.
+    pub fn field(&self, index: usize) -> String {
+        self.fields
+            .get(index)
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn number(&self, index: usize) -> Option<u32> {
+        std::str::from_utf8(self.fields.get(index)?)
+            .ok()?
+            .parse()
+            .ok()
     }
 }
 
-impl Host {
-    /// Accounts that can log in on the console with a password: a usable hash in `/etc/shadow`
-    /// (not empty, not `*`, not `!`-locked). The lockout guard names them as the way in that
-    /// remains when remote access goes.
-    pub fn password_logins(&self) -> Result<Vec<String>, HostError> {
-        let shadow = self
-            .fs
-            .read_text(Path::new("/etc/shadow"))?
-            .unwrap_or_default();
-        Ok(shadow
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split(':');
-                let (user, hash) = (fields.next()?, fields.next()?);
-                let usable = !hash.is_empty() && !hash.starts_with(['*', '!']);
-                usable.then(|| user.to_owned())
+/// Every non-empty, non-comment line of `bytes`, split on `:`.
+pub fn records(bytes: &[u8]) -> impl Iterator<Item = Record<'_>> {
+    let mut offset = 0;
+    bytes
+        .split_inclusive(|&b| b == b'\n')
+        .filter_map(move |raw| {
+            let start = offset;
+            offset += raw.len();
+            let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+            if line.is_empty() || line.starts_with(b"#") {
+                return None;
+            }
+            Some(Record {
+                span: start..start + line.len(),
+                fields: line.split(|&b| b == b':').collect(),
             })
-            .collect())
+        })
+}
+
+/// The record whose first field is `name`.
+pub fn find<'a>(bytes: &'a [u8], name: &str) -> Option<Record<'a>> {
+    records(bytes).find(|r| r.fields.first() == Some(&name.as_bytes()))
+}
+
+/// Who a user is, for matching sudoers user lists and naming the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub uid: Option<u32>,
+    pub gids: BTreeSet<u32>,
+    pub groups: BTreeSet<String>,
+}
+
+impl Identity {
+    /// `user`'s uid, primary group and every group that lists it, from the passwd and group
+    /// contents given (in NSS order: the first passwd entry wins).
+    pub fn resolve(user: &str, passwd: &[Vec<u8>], group: &[Vec<u8>]) -> Identity {
+        let mut who = Identity {
+            name: user.to_owned(),
+            ..Identity::default()
+        };
+        for entry in passwd.iter().filter_map(|text| find(text, user)) {
+            if who.uid.is_none() {
+                who.uid = entry.number(2);
+                who.gids.extend(entry.number(3));
+            }
+        }
+        for record in group.iter().flat_map(|text| records(text)) {
+            let gid = record.number(2);
+            let member = record
+                .fields
+                .get(3)
+                .is_some_and(|m| m.split(|&b| b == b',').any(|m| m == user.as_bytes()));
+            if member || gid.is_some_and(|g| who.gids.contains(&g)) {
+                who.groups.insert(record.field(0));
+                who.gids.extend(gid);
+            }
+        }
+        who
+    }
+}
+
+/// The name of `uid` in the passwd contents given, first file first.
+pub fn user_name(uid: u32, passwd: &[Vec<u8>]) -> Option<String> {
+    passwd
+        .iter()
+        .flat_map(|text| records(text))
+        .find(|r| r.number(2) == Some(uid))
+        .map(|r| r.field(0))
+}
+
+/// Users with a usable password hash in a shadow file: not empty, not `*`, not `!`-locked.
+pub fn password_users(shadow: &[u8]) -> Vec<String> {
+    records(shadow)
+        .filter(|r| {
+            r.fields.get(1).is_some_and(|hash| {
+                !hash.is_empty() && !hash.starts_with(b"*") && !hash.starts_with(b"!")
+            })
+        })
+        .map(|r| r.field(0))
+        .collect()
+}
+
+impl Host {
+    /// The passwd files' contents, `/etc` first (missing files are left out).
+    pub fn passwd_files(&self) -> Result<Vec<Vec<u8>>, HostError> {
+        self.read_all(&PASSWD_FILES)
+    }
+
+    /// `user`'s identity from this root's passwd and group databases.
+    pub fn identity(&self, user: &str) -> Result<Identity, HostError> {
+        Ok(Identity::resolve(
+            user,
+            &self.passwd_files()?,
+            &self.read_all(&GROUP_FILES)?,
+        ))
+    }
+
+    /// Accounts that can log in on the console with a password. The lockout guard names them as
+    /// the way in that remains when remote access goes.
+    pub fn password_logins(&self) -> Result<Vec<String>, HostError> {
+        let shadow = self.fs.read(Path::new(SHADOW))?.unwrap_or_default();
+        Ok(password_users(&shadow))
+    }
+
+    fn read_all(&self, files: &[&str]) -> Result<Vec<Vec<u8>>, HostError> {
+        let mut contents = Vec::new();
+        for file in files {
+            contents.extend(self.fs.read(Path::new(file))?);
+        }
+        Ok(contents)
     }
 }
 
@@ -87,14 +159,36 @@ mod tests {
 
     #[test]
     fn only_usable_password_hashes_count_as_console_logins() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("etc")).unwrap();
-        std::fs::write(
-            root.path().join("etc/shadow"),
-            "root:$6$salt$hash:19000::::::\ncore:*:19000::::::\nlocked:!$6$x$y:1::::::\nempty::1::::::\n",
-        )
-        .unwrap();
-        let host = Host::open(root.path()).unwrap();
-        assert_eq!(host.password_logins().unwrap(), vec!["root".to_owned()]);
+        let shadow = b"root:$6$salt$hash:19000::::::\ncore:*:19000::::::\nlocked:!$6$x$y:1::::::\nempty::1::::::\n";
+        assert_eq!(password_users(shadow), vec!["root".to_owned()]);
+    }
+
+    #[test]
+    fn identity_from_etc_then_baselayout_with_latin1_neighbours() {
+        let etc = b"root:x:0:0:root:/root:/bin/bash\nj\xf6rg:x:1000:1000:J\xf6rg:/home/j:/bin/sh\n"
+            .to_vec();
+        let baselayout = b"core:x:500:500:Flatcar Admin:/home/core:/bin/bash\n".to_vec();
+        let group =
+            b"wheel:x:10:root,core\ndocker:x:233:core\ncore:x:500:\nother:x:7:j\xf6rg\n".to_vec();
+        let core = Identity::resolve("core", &[etc.clone(), baselayout.clone()], &[group]);
+        assert_eq!(core.uid, Some(500));
+        assert_eq!(core.gids, [10, 233, 500].into());
+        assert_eq!(
+            core.groups,
+            ["core", "docker", "wheel"].map(String::from).into()
+        );
+        assert_eq!(user_name(500, &[etc, baselayout]).as_deref(), Some("core"));
+    }
+
+    #[test]
+    fn records_keep_their_byte_span() {
+        let text = b"# comment\nroot:x:0:0::/root:/bin/sh\n\ncore:x:500:500::/home/core:/bin/bash";
+        let core = find(text, "core").unwrap();
+        assert_eq!(
+            &text[core.span.clone()],
+            b"core:x:500:500::/home/core:/bin/bash"
+        );
+        assert_eq!(core.fields.len(), 7);
+        assert!(find(text, "cor").is_none());
     }
 }

@@ -21,7 +21,10 @@ pub const CMDLINE: &str = "/proc/cmdline";
 
 /// sysfs and procfs of the running kernel.
 pub struct Kernel {
-    fs: RootFs,
+    pub(super) fs: RootFs,
+    /// Rooted at `/`: the kernel this process runs on. Otherwise a tree shaped like `/sys` and
+    /// `/proc` (unit tests), where module unloading edits the tree's `/proc/modules`.
+    pub(super) running: bool,
 }
 
 impl Kernel {
@@ -29,6 +32,7 @@ impl Kernel {
     pub fn open(root: &Path) -> Result<Kernel, HostError> {
         Ok(Kernel {
             fs: RootFs::open(root)?,
+            running: root == Path::new("/"),
         })
     }
 

@@ -1,12 +1,18 @@
-//! Loaded kernel modules of the running host (`/proc/modules`, `delete_module(2)`).
+//! Kernel modules of the running kernel: which are loaded (`/proc/modules`), unloading one
+//! (`delete_module(2)`), and kmod's own verdict on loading one (`modprobe -n -v`).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
+use std::path::Path;
+use std::process::Command;
 
 use nix::errno::Errno;
 use nix::kmod::{delete_module, DeleteModuleFlags};
 
+use super::kernel::Kernel;
 use super::HostError;
+
+const PROC_MODULES: &str = "/proc/modules";
 
 /// What became of an attempt to unload a module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +28,98 @@ pub fn kernel_name(module: &str) -> String {
     module.replace('-', "_")
 }
 
-/// The modules loaded now (kernel names), each with the modules that use it.
-pub fn loaded() -> Result<BTreeMap<String, Vec<String>>, HostError> {
-    match std::fs::read_to_string("/proc/modules") {
-        Ok(text) => Ok(text.lines().filter_map(parse_line).collect()),
-        // A kernel built without module support (or a container without /proc/modules):
-        // nothing is loaded, nothing to unload.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(HostError::io("read", "/proc/modules", e)),
+impl Kernel {
+    /// The modules loaded now (kernel names), each with the modules that use it. A kernel built
+    /// without module support (no `/proc/modules`) has none.
+    pub fn loaded_modules(&self) -> Result<BTreeMap<String, Vec<String>>, HostError> {
+        let text = self.fs.read(Path::new(PROC_MODULES))?.unwrap_or_default();
+        Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(parse_line)
+            .collect())
+    }
+
+    /// Unloads a module without waiting (`modprobe -r` without its dependency handling).
+    pub fn unload_module(&self, module: &str) -> Result<Unload, HostError> {
+        let name = kernel_name(module);
+        if !self.running {
+            return self.unload_from_tree(&name);
+        }
+        let c_name = CString::new(name).map_err(|_| HostError::Invalid {
+            path: module.to_owned(),
+            reason: "module name contains NUL".into(),
+        })?;
+        match delete_module(&c_name, DeleteModuleFlags::O_NONBLOCK) {
+            Ok(()) => Ok(Unload::Removed),
+            Err(Errno::EBUSY) | Err(Errno::EAGAIN) => Ok(Unload::InUse),
+            Err(Errno::ENOENT) => Ok(Unload::NotLoaded),
+            Err(e) => Err(HostError::io("unload module", module, e)),
+        }
+    }
+
+    /// A kernel tree that is not the running kernel: the module's line leaves `/proc/modules`,
+    /// unless another loaded module uses it — what the real kernel answers with EBUSY.
+    fn unload_from_tree(&self, name: &str) -> Result<Unload, HostError> {
+        let loaded = self.loaded_modules()?;
+        let Some(users) = loaded.get(name) else {
+            return Ok(Unload::NotLoaded);
+        };
+        if users.iter().any(|user| loaded.contains_key(user)) {
+            return Ok(Unload::InUse);
+        }
+        let text = self.fs.read(Path::new(PROC_MODULES))?.unwrap_or_default();
+        let kept: String = String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|line| parse_line(line).is_none_or(|(n, _)| n != name))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        self.fs
+            .write_in_place(Path::new(PROC_MODULES), kept.as_bytes())
+            .map_err(|e| HostError::io("write", PROC_MODULES, e))?;
+        Ok(Unload::Removed)
+    }
+
+    /// kmod's own view of loading `module`: the lines `modprobe -n -v MODULE` prints (`install
+    /// /bin/false`, `insmod /lib/modules/…`), or `None` where that cannot be asked (not the
+    /// running kernel, no modprobe, no answer within the timeout).
+    pub fn modprobe_dry_run(&self, module: &str) -> Option<ModprobeAnswer> {
+        if !self.running {
+            return None;
+        }
+        let modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe", "/usr/bin/modprobe"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())?;
+        let output = super::command::run_bounded(
+            Command::new(modprobe).args(["-n", "-v", module]),
+            MODPROBE_TIMEOUT,
+        )
+        .ok()?;
+        Some(ModprobeAnswer {
+            succeeded: output.status.success(),
+            lines: String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .chain(String::from_utf8_lossy(&output.stderr).lines())
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect(),
+        })
+    }
+}
+
+const MODPROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What `modprobe -n -v` said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModprobeAnswer {
+    pub succeeded: bool,
+    pub lines: Vec<String>,
+}
+
+impl ModprobeAnswer {
+    /// kmod would load the module (an `insmod` line), rather than run an install command or
+    /// find it loaded already.
+    pub fn would_load(&self) -> bool {
+        self.lines.iter().any(|l| l.starts_with("insmod "))
     }
 }
 
@@ -47,20 +137,6 @@ fn parse_line(line: &str) -> Option<(String, Vec<String>)> {
     Some((name, users))
 }
 
-/// Unloads a module without waiting (`modprobe -r` without its dependency handling).
-pub fn unload(module: &str) -> Result<Unload, HostError> {
-    let name = CString::new(kernel_name(module)).map_err(|_| HostError::Invalid {
-        path: module.to_owned(),
-        reason: "module name contains NUL".into(),
-    })?;
-    match delete_module(&name, DeleteModuleFlags::O_NONBLOCK) {
-        Ok(()) => Ok(Unload::Removed),
-        Err(Errno::EBUSY) | Err(Errno::EAGAIN) => Ok(Unload::InUse),
-        Err(Errno::ENOENT) => Ok(Unload::NotLoaded),
-        Err(e) => Err(HostError::io("unload module", module, e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +151,26 @@ mod tests {
             parse_line("uas 32768 0 - Live 0x0"),
             Some(("uas".into(), vec![]))
         );
+    }
+
+    #[test]
+    fn a_module_in_use_stays_and_a_free_one_leaves_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("proc")).unwrap();
+        std::fs::write(
+            dir.path().join("proc/modules"),
+            "usb_storage 86016 1 uas, Live 0x0\nuas 32768 0 - Live 0x0\n",
+        )
+        .unwrap();
+        let kernel = Kernel::open(dir.path()).unwrap();
+        assert_eq!(kernel.unload_module("usb-storage").unwrap(), Unload::InUse);
+        assert_eq!(kernel.unload_module("uas").unwrap(), Unload::Removed);
+        assert_eq!(kernel.unload_module("uas").unwrap(), Unload::NotLoaded);
+        assert_eq!(
+            kernel.unload_module("usb-storage").unwrap(),
+            Unload::Removed
+        );
+        assert!(kernel.loaded_modules().unwrap().is_empty());
+        assert_eq!(kernel.modprobe_dry_run("usb-storage"), None);
     }
 }

@@ -3,9 +3,11 @@
 //! being built (`--root /mnt/image`).
 
 pub mod accounts;
+pub mod command;
 pub mod fs;
 pub mod kernel;
 pub mod kmod;
+pub mod locks;
 pub mod session;
 pub mod sudo;
 pub mod systemd;

@@ -1,0 +1,145 @@
+//! The plan vocabulary: what a control found ([`Plan`], [`Disposition`]), the changes it wants
+//! ([`Action`]), what became of them ([`Outcome`]), and the executor that carries them out.
+
+use super::units;
+use super::{ControlError, FileWrite};
+use crate::host::kmod::Unload;
+use crate::host::Host;
+use crate::report::Change;
+
+/// How the control stands towards the policy before any action is counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// The policy governs it; status follows from actions, problems and pending work.
+    Managed,
+    /// The policy says leave it alone.
+    Unmanaged,
+    /// Nothing to govern on this host (no core user, no docker.socket).
+    NotApplicable,
+}
+
+/// What a control found and what it would do about it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub disposition: Disposition,
+    /// One line: the state found, or what the actions achieve.
+    pub summary: String,
+    pub actions: Vec<Action>,
+    /// Drift the agent must not or cannot fix by itself; each names the file, line and fix.
+    pub problems: Vec<String>,
+    /// What only a reboot brings (written to disk but not in effect yet).
+    pub pending: Vec<String>,
+}
+
+impl Plan {
+    pub fn with(disposition: Disposition, summary: impl Into<String>) -> Plan {
+        Plan {
+            disposition,
+            summary: summary.into(),
+            actions: Vec::new(),
+            problems: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn managed(summary: impl Into<String>) -> Plan {
+        Plan::with(Disposition::Managed, summary)
+    }
+}
+
+/// A change to the host.
+#[derive(Debug, Clone)]
+pub enum Action {
+    WriteFile(FileWrite),
+    UnloadModule(String),
+    /// Write a sysfs attribute of the running kernel (`echo value > path`); `before` is what it
+    /// held when the plan was made.
+    WriteKernelSetting {
+        path: String,
+        value: String,
+        before: String,
+    },
+    /// systemd units: mask, reload, stop, … (see `units.rs`).
+    Unit(units::UnitAction),
+}
+
+/// What became of one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Could not take effect now; it will at the next boot.
+    Pending(String),
+}
+
+impl Action {
+    pub fn change(&self) -> Change {
+        match self {
+            Action::WriteFile(write) => write.change(),
+            Action::Unit(unit) => unit.change(),
+            Action::UnloadModule(module) => Change {
+                kind: "unload-module",
+                path: None,
+                target: Some(module.clone()),
+                diff: None,
+                detail: "delete_module, as modprobe -r".to_owned(),
+            },
+            Action::WriteKernelSetting {
+                path,
+                value,
+                before,
+            } => Change {
+                kind: "write-sysfs",
+                path: None,
+                target: Some(path.clone()),
+                diff: None,
+                detail: format!("{before} -> {value}"),
+            },
+        }
+    }
+}
+
+/// Carries out actions in order; the first error stops this control (others still run).
+pub fn execute(host: &Host, actions: &[Action]) -> Result<Vec<Outcome>, ControlError> {
+    let mut outcomes = Vec::with_capacity(actions.len());
+    for action in actions {
+        let outcome = match action {
+            Action::WriteFile(write) => {
+                write.apply(host)?;
+                Outcome::Done
+            }
+            Action::Unit(unit) => {
+                unit.apply(host)?;
+                Outcome::Done
+            }
+            Action::UnloadModule(module) => {
+                match running_kernel(host, "unload", module)?.unload_module(module)? {
+                    Unload::Removed | Unload::NotLoaded => Outcome::Done,
+                    Unload::InUse => Outcome::Pending(format!(
+                        "{module} is in use and stays loaded until the next boot, where the deny \
+                     rule keeps it out"
+                    )),
+                }
+            }
+            Action::WriteKernelSetting { path, value, .. } => {
+                running_kernel(host, &format!("write `{value}` to"), path)?.write(path, value)?;
+                Outcome::Done
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// The running kernel, for an action that changes it: an image has none, and such an action is
+/// never planned for one; if it were, it fails rather than touching the build machine.
+fn running_kernel<'h>(
+    host: &'h Host,
+    what: &str,
+    object: &str,
+) -> Result<&'h crate::host::kernel::Kernel, ControlError> {
+    host.kernel().ok_or_else(|| {
+        ControlError::Failed(format!(
+            "cannot {what} {object}: no running kernel under this root"
+        ))
+    })
+}
