@@ -153,6 +153,51 @@ mod tests {
         assert_eq!(tables, ids);
     }
 
+    /// The places that list the controls for people — the `--only` help, the README's table,
+    /// docs/policy.md's sections, docs/cli.md and the JSON schema — follow the registry.
+    #[test]
+    fn help_and_docs_list_exactly_the_registry() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let read = |path: &str| std::fs::read_to_string(format!("{root}/{path}")).unwrap();
+        let quoted = |ids: &[&str]| ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>();
+        let cli = read("src/cli.rs");
+        let only_help = cli
+            .split("/// Only these controls")
+            .nth(1)
+            .and_then(|rest| rest.split("#[arg").next())
+            .unwrap()
+            .replace("///", " ");
+        let listed: Vec<&str> = only_help
+            .split(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+            .filter(|word| IDS.contains(word))
+            .collect();
+        assert_eq!(listed, IDS, "--only help in src/cli.rs");
+        let readme = read("README.md");
+        let rows: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .filter(|id| !id.contains(' '))
+            .collect();
+        assert_eq!(rows, IDS, "README.md control table");
+        let policy = read("docs/policy.md");
+        for id in IDS {
+            assert!(
+                policy.contains(&format!("### `[{id}]`")),
+                "docs/policy.md: {id}"
+            );
+        }
+        let schema = read("docs/json-schema.md");
+        assert!(
+            schema.contains(&quoted(IDS).join(", ")),
+            "docs/json-schema.md"
+        );
+        let cli_doc = read("docs/cli.md")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(cli_doc.contains(&quoted(IDS).join(", ")), "docs/cli.md");
+    }
+
     #[test]
     fn ids_are_unique_and_in_run_order() {
         let steps = all(&Policy::default());

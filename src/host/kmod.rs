@@ -70,7 +70,7 @@ impl Kernel {
         let text = self.fs.read(Path::new(PROC_MODULES))?.unwrap_or_default();
         let kept: String = String::from_utf8_lossy(&text)
             .lines()
-            .filter(|line| parse_line(line).is_none_or(|(n, _)| n != name))
+            .filter(|line| parse_line(line).map_or(true, |(n, _)| n != name))
             .map(|line| format!("{line}\n"))
             .collect();
         self.fs
