@@ -426,9 +426,9 @@ fn load_unit(host: &Host, name: &'static str) -> Result<Option<Unit>, HostError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controls::testkit::Machine;
     use crate::controls::Step;
     use std::fs;
-    use std::os::unix::fs::PermissionsExt;
 
     /// Flatcar's own unit: the update.conf files are its environment files.
     const LOCKSMITHD_UNIT: &str = "[Unit]\nDescription=Cluster reboot manager\n\n[Service]\n\
@@ -436,51 +436,29 @@ mod tests {
         EnvironmentFile=-/usr/share/flatcar/update.conf\n\
         EnvironmentFile=-/etc/flatcar/update.conf\nExecStart=/usr/lib/locksmith/locksmithd\n";
 
-    struct Tree {
-        dir: tempfile::TempDir,
+    /// A root with Flatcar's shipped update.conf.
+    fn flatcar_root() -> Machine {
+        let tree = Machine::new("");
+        tree.root_file(
+            "/usr/share/flatcar/update.conf",
+            "GROUP=stable\nSERVER=https://public.update.flatcar-linux.net/v1/update/\n",
+        );
+        tree
     }
 
-    impl Tree {
-        fn new() -> Tree {
-            let tree = Tree {
-                dir: tempfile::tempdir().unwrap(),
-            };
-            tree.write(
-                "/usr/share/flatcar/update.conf",
-                "GROUP=stable\nSERVER=https://public.update.flatcar-linux.net/v1/update/\n",
-            );
-            tree
+    fn locksmith_tls(tree: &Machine) -> &Machine {
+        for name in ["ca", "cert", "key"] {
+            tree.root_file(&format!("/etc/ssl/locksmith/{name}.pem"), "PEM\n");
         }
+        tree
+    }
 
-        fn write(&self, path: &str, content: &str) -> &Tree {
-            let full = self.dir.path().join(path.trim_start_matches('/'));
-            fs::create_dir_all(full.parent().unwrap()).unwrap();
-            fs::write(&full, content).unwrap();
-            fs::set_permissions(&full, fs::Permissions::from_mode(0o644)).unwrap();
-            self
-        }
-
-        fn chmod(&self, path: &str, mode: u32) -> &Tree {
-            let full = self.dir.path().join(path.trim_start_matches('/'));
-            fs::set_permissions(full, fs::Permissions::from_mode(mode)).unwrap();
-            self
-        }
-
-        fn locksmith_tls(&self) -> &Tree {
-            for name in ["ca", "cert", "key"] {
-                self.write(&format!("/etc/ssl/locksmith/{name}.pem"), "PEM\n");
-            }
-            self
-        }
-
-        fn plan(&self) -> Plan {
-            let host = Host::open(self.dir.path()).unwrap();
-            let plan = EtcdLocksmithTls::new(policy::EtcdLocksmithTls::default())
-                .assess(&host)
-                .unwrap();
-            assert!(plan.actions.is_empty(), "an audit never writes");
-            plan
-        }
+    fn audit(tree: &Machine) -> Plan {
+        let plan = EtcdLocksmithTls::new(policy::EtcdLocksmithTls::default())
+            .assess(&tree.offline())
+            .unwrap();
+        assert!(plan.actions.is_empty(), "an audit never writes");
+        plan
     }
 
     fn findings(plan: &Plan) -> String {
@@ -489,9 +467,9 @@ mod tests {
 
     #[test]
     fn nothing_of_etcd_or_locksmith_is_not_applicable() {
-        let tree = Tree::new();
-        tree.write("/etc/flatcar/update.conf", "REBOOT_STRATEGY=off\n");
-        let plan = tree.plan();
+        let tree = flatcar_root();
+        tree.root_file("/etc/flatcar/update.conf", "REBOOT_STRATEGY=off\n");
+        let plan = audit(&tree);
         assert_eq!(
             plan.disposition,
             Disposition::NotApplicable,
@@ -505,25 +483,25 @@ mod tests {
         );
 
         // A masked locksmithd counts as absent.
-        tree.write(
+        tree.root_file(
             "/usr/lib/systemd/system/locksmithd.service",
             LOCKSMITHD_UNIT,
         );
-        let etc_units = tree.dir.path().join("etc/systemd/system");
+        let etc_units = tree.root.join("etc/systemd/system");
         fs::create_dir_all(&etc_units).unwrap();
         std::os::unix::fs::symlink("/dev/null", etc_units.join("locksmithd.service")).unwrap();
-        assert_eq!(tree.plan().disposition, Disposition::NotApplicable);
+        assert_eq!(audit(&tree).disposition, Disposition::NotApplicable);
     }
 
     #[test]
     fn locksmithd_without_etcd_lock_is_compliant() {
-        let tree = Tree::new();
-        tree.write(
+        let tree = flatcar_root();
+        tree.root_file(
             "/usr/lib/systemd/system/locksmithd.service",
             LOCKSMITHD_UNIT,
         )
-        .write("/etc/flatcar/update.conf", "REBOOT_STRATEGY=reboot\n");
-        let plan = tree.plan();
+        .root_file("/etc/flatcar/update.conf", "REBOOT_STRATEGY=reboot\n");
+        let plan = audit(&tree);
         assert_eq!(plan.disposition, Disposition::Managed);
         assert!(plan.problems.is_empty(), "{}", findings(&plan));
         assert!(
@@ -535,16 +513,16 @@ mod tests {
 
     #[test]
     fn etcd_lock_over_the_default_http_endpoint_without_certificates() {
-        let tree = Tree::new();
-        tree.write(
+        let tree = flatcar_root();
+        tree.root_file(
             "/usr/lib/systemd/system/locksmithd.service",
             LOCKSMITHD_UNIT,
         )
-        .write(
+        .root_file(
             "/etc/flatcar/update.conf",
             "GROUP=stable\nREBOOT_STRATEGY=etcd-lock\n",
         );
-        let plan = tree.plan();
+        let plan = audit(&tree);
         let text = findings(&plan);
         assert!(
             text.contains("/etc/flatcar/update.conf:2: REBOOT_STRATEGY=etcd-lock, but LOCKSMITHD_ENDPOINT is not set")
@@ -559,14 +537,14 @@ mod tests {
 
     #[test]
     fn http_endpoint_in_a_dropin_is_named_by_file_and_line() {
-        let tree = Tree::new();
-        tree.locksmith_tls()
-            .write(
+        let tree = flatcar_root();
+        locksmith_tls(&tree)
+            .root_file(
                 "/usr/lib/systemd/system/locksmithd.service",
                 LOCKSMITHD_UNIT,
             )
-            .write("/etc/flatcar/update.conf", "REBOOT_STRATEGY=etcd-lock\n")
-            .write(
+            .root_file("/etc/flatcar/update.conf", "REBOOT_STRATEGY=etcd-lock\n")
+            .root_file(
                 "/etc/systemd/system/locksmithd.service.d/20-etcd.conf",
                 "[Service]\n\
                  Environment=\"LOCKSMITHD_ENDPOINT=https://10.0.0.1:2379,http://10.0.0.2:2379\"\n\
@@ -574,7 +552,7 @@ mod tests {
                    LOCKSMITHD_ETCD_CERTFILE=/etc/ssl/locksmith/cert.pem\n\
                  Environment=LOCKSMITHD_ETCD_KEYFILE=/etc/ssl/locksmith/missing.pem\n",
             );
-        let plan = tree.plan();
+        let plan = audit(&tree);
         let text = findings(&plan);
         let dropin = "/etc/systemd/system/locksmithd.service.d/20-etcd.conf";
         assert!(
@@ -595,13 +573,13 @@ mod tests {
 
     #[test]
     fn etcd_lock_over_https_with_all_three_files_is_compliant() {
-        let tree = Tree::new();
-        tree.locksmith_tls()
-            .write(
+        let tree = flatcar_root();
+        locksmith_tls(&tree)
+            .root_file(
                 "/usr/lib/systemd/system/locksmithd.service",
                 LOCKSMITHD_UNIT,
             )
-            .write(
+            .root_file(
                 "/etc/flatcar/update.conf",
                 "REBOOT_STRATEGY=etcd-lock\n\
                  LOCKSMITHD_ENDPOINT=https://10.0.0.1:2379\n\
@@ -609,7 +587,7 @@ mod tests {
                  LOCKSMITHD_ETCD_CERTFILE=/etc/ssl/locksmith/cert.pem\n\
                  LOCKSMITHD_ETCD_KEYFILE=/etc/ssl/locksmith/key.pem\n",
             );
-        let plan = tree.plan();
+        let plan = audit(&tree);
         assert_eq!(plan.disposition, Disposition::Managed);
         assert!(plan.problems.is_empty(), "{}", findings(&plan));
         assert!(plan.summary.contains("TLS throughout"), "{}", plan.summary);
@@ -617,21 +595,21 @@ mod tests {
 
     #[test]
     fn passwords_in_world_readable_files_are_findings() {
-        let tree = Tree::new();
-        tree.locksmith_tls()
-            .write(
+        let tree = flatcar_root();
+        locksmith_tls(&tree)
+            .root_file(
                 "/usr/lib/systemd/system/locksmithd.service",
                 LOCKSMITHD_UNIT,
             )
-            .write(
+            .root_file(
                 "/etc/systemd/system/locksmithd.service.d/30-auth.conf",
                 "[Service]\nEnvironmentFile=/etc/locksmith/auth.env\n",
             )
-            .write(
+            .root_file(
                 "/etc/locksmith/auth.env",
                 "LOCKSMITHD_ETCD_USERNAME=reboot\nLOCKSMITHD_ETCD_PASSWORD=hunter2\n",
             )
-            .write(
+            .root_file(
                 "/etc/flatcar/update.conf",
                 "REBOOT_STRATEGY=etcd-lock\n\
                  LOCKSMITHD_ENDPOINT=https://10.0.0.1:2379\n\
@@ -639,31 +617,31 @@ mod tests {
                  LOCKSMITHD_ETCD_CERTFILE=/etc/ssl/locksmith/cert.pem\n\
                  LOCKSMITHD_ETCD_KEYFILE=/etc/ssl/locksmith/key.pem\n",
             );
-        let text = findings(&tree.plan());
+        let text = findings(&audit(&tree));
         assert!(
             text.contains("/etc/locksmith/auth.env:2: LOCKSMITHD_ETCD_PASSWORD is in a world-readable file (mode 0644)"),
             "{text}"
         );
         tree.chmod("/etc/locksmith/auth.env", 0o600);
-        assert!(tree.plan().problems.is_empty());
+        assert!(audit(&tree).problems.is_empty());
 
         // update_engine's password, even with no locksmith or etcd around.
-        let tree = Tree::new();
-        tree.write(
+        let tree = flatcar_root();
+        tree.root_file(
             "/etc/flatcar/update.conf",
             "DOWNLOAD_USER=me\nDOWNLOAD_PASSWORD=secret\n",
         );
-        let plan = tree.plan();
+        let plan = audit(&tree);
         assert_eq!(plan.disposition, Disposition::Managed);
         assert!(findings(&plan).contains("/etc/flatcar/update.conf:2: DOWNLOAD_PASSWORD"));
 
         // In a unit's Environment=, `systemctl show` gives it to everyone.
-        let tree = Tree::new();
-        tree.write(
+        let tree = flatcar_root();
+        tree.root_file(
             "/usr/lib/systemd/system/locksmithd.service",
             LOCKSMITHD_UNIT,
         )
-        .write(
+        .root_file(
             "/etc/systemd/system/locksmithd.service.d/30-auth.conf",
             "[Service]\nEnvironment=LOCKSMITHD_ETCD_PASSWORD=hunter2\n",
         )
@@ -671,23 +649,23 @@ mod tests {
             "/etc/systemd/system/locksmithd.service.d/30-auth.conf",
             0o600,
         );
-        assert!(findings(&tree.plan()).contains("systemctl show"));
+        assert!(findings(&audit(&tree)).contains("systemctl show"));
     }
 
     #[test]
     fn etcd_member_urls_and_certificates() {
-        let tree = Tree::new();
-        tree.write(
+        let tree = flatcar_root();
+        tree.root_file(
             "/usr/lib/systemd/system/etcd-member.service",
             "[Service]\nExecStart=/usr/lib/flatcar/etcd-wrapper $ETCD_OPTS\n",
         )
-        .write(
+        .root_file(
             "/etc/systemd/system/etcd-member.service.d/20-clct-etcd-member.conf",
             "[Service]\n\
              Environment=\"ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379\"\n\
              Environment=\"ETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379\"\n",
         );
-        let text = findings(&tree.plan());
+        let text = findings(&audit(&tree));
         let dropin = "/etc/systemd/system/etcd-member.service.d/20-clct-etcd-member.conf";
         assert!(
             text.contains(&format!(
@@ -707,13 +685,13 @@ mod tests {
 
         // All of it over TLS, in an environment file.
         for name in ["server", "server-key", "ca", "peer", "peer-key"] {
-            tree.write(&format!("/etc/ssl/etcd/{name}.pem"), "PEM\n");
+            tree.root_file(&format!("/etc/ssl/etcd/{name}.pem"), "PEM\n");
         }
-        tree.write(
+        tree.root_file(
             "/etc/systemd/system/etcd-member.service.d/20-clct-etcd-member.conf",
             "[Service]\nEnvironmentFile=/etc/etcd/etcd.env\n",
         )
-        .write(
+        .root_file(
             "/etc/etcd/etcd.env",
             "ETCD_LISTEN_CLIENT_URLS=https://0.0.0.0:2379\n\
              ETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379\n\
@@ -727,7 +705,7 @@ mod tests {
              ETCD_PEER_TRUSTED_CA_FILE=/etc/ssl/etcd/ca.pem\n\
              ETCD_CLIENT_CERT_AUTH=true\n",
         );
-        let plan = tree.plan();
+        let plan = audit(&tree);
         assert!(plan.problems.is_empty(), "{}", findings(&plan));
         assert!(
             plan.summary.contains("etcd-member.service"),

@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn enforcing_now_and_the_link_becomes_a_regular_file() {
         let m = Machine::linked().enforce("0");
-        let dry = run(&m.live(), SelinuxState::Enforcing, Mode::DryRun);
+        let dry = run(&m.with_kernel(), SelinuxState::Enforcing, Mode::DryRun);
         assert_eq!(dry.status, Status::WouldChange, "{}", text(&dry));
         let kinds: Vec<&str> = dry.changes.iter().map(|c| c.kind).collect();
         assert_eq!(kinds, ["write-file", "write-sysfs"]);
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(dry.changes[1].detail, "0 -> 1");
         assert!(m.is_link() && m.enforcing() == "0", "dry-run wrote");
 
-        let apply = run(&m.live(), SelinuxState::Enforcing, Mode::Apply);
+        let apply = run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Apply);
         assert_eq!(apply.status, Status::Changed, "{}", text(&apply));
         assert_eq!(m.enforcing(), "1");
         assert!(!m.is_link(), "the link is replaced by a regular file");
@@ -380,7 +380,7 @@ mod tests {
             "never written through the link"
         );
 
-        let again = run(&m.live(), SelinuxState::Enforcing, Mode::Apply);
+        let again = run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Apply);
         assert_eq!(again.status, Status::Compliant, "{}", text(&again));
         assert!(again.changes.is_empty());
     }
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn a_link_that_already_says_the_mode_is_left_alone() {
         let m = Machine::linked().enforce("0");
-        let report = run(&m.live(), SelinuxState::Permissive, Mode::Apply);
+        let report = run(&m.with_kernel(), SelinuxState::Permissive, Mode::Apply);
         assert_eq!(report.status, Status::Compliant, "{}", text(&report));
         assert!(m.is_link());
     }
@@ -399,7 +399,7 @@ mod tests {
         let m = Machine::regular(content).enforce("1\n");
         let path = m.root.join("etc/selinux/config");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let report = run(&m.live(), SelinuxState::Permissive, Mode::Apply);
+        let report = run(&m.with_kernel(), SelinuxState::Permissive, Mode::Apply);
         assert_eq!(report.status, Status::Changed, "{}", text(&report));
         assert_eq!(m.enforcing(), "0");
         assert_eq!(
@@ -414,24 +414,24 @@ mod tests {
 
         // No SELINUX= line at all: one is added at the end.
         let m = Machine::regular("SELINUXTYPE=mcs").enforce("1");
-        run(&m.live(), SelinuxState::Enforcing, Mode::Apply);
+        run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Apply);
         assert_eq!(m.config(), "SELINUXTYPE=mcs\nSELINUX=enforcing\n");
     }
 
     #[test]
     fn no_selinuxfs_means_the_file_waits_for_a_boot() {
         let m = Machine::linked();
-        let report = run(&m.live(), SelinuxState::Enforcing, Mode::Apply);
+        let report = run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Apply);
         assert_eq!(report.status, Status::PendingReboot, "{}", text(&report));
         assert!(text(&report).contains("not active"), "{}", text(&report));
         assert!(report.changes.iter().all(|c| c.kind == "write-file"));
         assert!(m.config().contains("SELINUX=enforcing\n"));
-        let again = run(&m.live(), SelinuxState::Enforcing, Mode::Check);
+        let again = run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Check);
         assert_eq!(again.status, Status::PendingReboot);
 
         // Only the mount point, selinuxfs not mounted: the same.
         fs::create_dir_all(m.kernel.join("sys/fs/selinux")).unwrap();
-        let report = run(&m.live(), SelinuxState::Enforcing, Mode::Check);
+        let report = run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Check);
         assert_eq!(report.status, Status::PendingReboot, "{}", text(&report));
         assert!(report.summary.contains("not mounted"), "{}", report.summary);
     }
@@ -445,7 +445,7 @@ mod tests {
             let m = Machine::regular(FLATCAR_CONFIG)
                 .enforce("0")
                 .cmdline(cmdline);
-            let report = run(&m.live(), SelinuxState::Enforcing, Mode::Apply);
+            let report = run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Apply);
             assert_eq!(report.status, Status::Failed, "{}", text(&report));
             assert!(text(&report).contains(reason), "{}", text(&report));
             // What can be done is done: the file and the running mode.
@@ -456,7 +456,7 @@ mod tests {
         let m = Machine::regular(FLATCAR_CONFIG)
             .enforce("0")
             .cmdline("enforcing=0\n");
-        let report = run(&m.live(), SelinuxState::Permissive, Mode::Check);
+        let report = run(&m.with_kernel(), SelinuxState::Permissive, Mode::Check);
         assert_eq!(report.status, Status::Compliant, "{}", text(&report));
     }
 
@@ -477,7 +477,7 @@ mod tests {
         let m = Machine::bare().enforce("0");
         std::os::unix::fs::symlink("/usr/lib/selinux/config", m.root.join("etc/selinux/config"))
             .unwrap();
-        let report = run(&m.live(), SelinuxState::Enforcing, Mode::Check);
+        let report = run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Check);
         assert_eq!(report.status, Status::Failed, "{}", text(&report));
         assert!(
             text(&report).contains("does not exist"),

@@ -371,7 +371,7 @@ mod tests {
     #[test]
     fn off_turns_smt_off_now_and_adds_nosmt_once() {
         let m = Machine::new(Some(QEMU_GRUB)).smt("on", "1");
-        let check = run(&m.live(), SmtState::Off, Mode::Check);
+        let check = run(&m.with_kernel(), SmtState::Off, Mode::Check);
         assert_eq!(check.status, Status::WouldChange, "{}", text(&check));
         let kinds: Vec<&str> = check.changes.iter().map(|c| c.kind).collect();
         assert_eq!(kinds, ["write-file", "write-sysfs"]);
@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(m.control(), "on\n", "check writes nothing");
         assert_eq!(m.grub(), QEMU_GRUB);
 
-        let apply = run(&m.live(), SmtState::Off, Mode::Apply);
+        let apply = run(&m.with_kernel(), SmtState::Off, Mode::Apply);
         // The running kernel was booted without nosmt: the rest comes with the next boot.
         assert_eq!(apply.status, Status::PendingReboot, "{}", text(&apply));
         assert!(
@@ -394,7 +394,7 @@ mod tests {
             format!("{QEMU_GRUB}set linux_append=\"$linux_append nosmt\"\n")
         );
 
-        let again = run(&m.live(), SmtState::Off, Mode::Apply);
+        let again = run(&m.with_kernel(), SmtState::Off, Mode::Apply);
         assert_eq!(again.status, Status::PendingReboot);
         assert!(again.changes.is_empty());
         assert_eq!(m.grub().matches("nosmt").count(), 1, "no duplicate line");
@@ -403,7 +403,7 @@ mod tests {
         let booted = m
             .smt("off", "0")
             .cmdline("BOOT_IMAGE=/flatcar/vmlinuz-a nosmt\n");
-        let after = run(&booted.live(), SmtState::Off, Mode::Check);
+        let after = run(&booted.with_kernel(), SmtState::Off, Mode::Check);
         assert_eq!(after.status, Status::Compliant, "{}", text(&after));
         assert!(
             after.summary.contains("SMT is off (control off, active 0)"),
@@ -418,7 +418,7 @@ mod tests {
         let m = Machine::new(Some(QEMU_GRUB))
             .smt("on", "0")
             .cmdline("nosmt\n");
-        let report = run(&m.live(), SmtState::Off, Mode::Check);
+        let report = run(&m.with_kernel(), SmtState::Off, Mode::Check);
         assert_eq!(report.status, Status::WouldChange, "{}", text(&report));
         assert!(
             report.summary.contains("control on, active 0"),
@@ -436,7 +436,7 @@ mod tests {
             )))
             .smt(control, "0")
             .cmdline("nosmt=force\n");
-            let report = run(&m.live(), SmtState::Off, Mode::Apply);
+            let report = run(&m.with_kernel(), SmtState::Off, Mode::Apply);
             assert_eq!(
                 report.status,
                 Status::Compliant,
@@ -455,7 +455,7 @@ mod tests {
             Machine::new(Some(QEMU_GRUB)).smt("notimplemented", "0"),
             Machine::new(Some(QEMU_GRUB)),
         ] {
-            let report = run(&m.live(), SmtState::Off, Mode::Apply);
+            let report = run(&m.with_kernel(), SmtState::Off, Mode::Apply);
             assert_eq!(report.status, Status::NotApplicable, "{}", text(&report));
             assert_eq!(m.grub(), QEMU_GRUB, "nothing written");
         }
@@ -464,7 +464,7 @@ mod tests {
     #[test]
     fn a_refused_write_fails_naming_the_file_and_value() {
         let m = Machine::new(Some(QEMU_GRUB)).smt("on", "1");
-        let host = m.live();
+        let host = m.with_kernel();
         let smt = Smt::new(policy(SmtState::Off).smt);
         let plan = smt.assess(&host).unwrap();
         // Between plan and apply the attribute stops taking writes (here: it is a directory).
@@ -485,7 +485,7 @@ mod tests {
             .vulnerability("meltdown", "Not affected")
             .vulnerability("mds", "Mitigation: Clear CPU buffers; SMT vulnerable")
             .vulnerability("l1tf", "Mitigation: PTE Inversion");
-        let report = run(&m.live(), SmtState::Auto, Mode::Apply);
+        let report = run(&m.with_kernel(), SmtState::Auto, Mode::Apply);
         assert_eq!(report.status, Status::PendingReboot, "{}", text(&report));
         assert!(report.summary.contains("mds"), "{}", report.summary);
         assert!(!report.summary.contains("l1tf"), "{}", report.summary);
@@ -500,7 +500,7 @@ mod tests {
             .vulnerability("mds", "Not affected")
             .vulnerability("l1tf", "Not affected")
             .cmdline("mitigations=auto,nosmt\n");
-        let report = run(&safe.live(), SmtState::Auto, Mode::Apply);
+        let report = run(&safe.with_kernel(), SmtState::Auto, Mode::Apply);
         assert_eq!(report.status, Status::Changed, "{}", text(&report));
         assert!(
             report.summary.contains("SMT stays on") && report.summary.contains("SMT vulnerable"),
@@ -511,7 +511,7 @@ mod tests {
 
         // No vulnerabilities directory at all: left on, and the report says why.
         let old = Machine::new(Some(QEMU_GRUB)).smt("on", "1");
-        let report = run(&old.live(), SmtState::Auto, Mode::Check);
+        let report = run(&old.with_kernel(), SmtState::Auto, Mode::Check);
         assert!(
             report.summary.contains("lists no vulnerabilities"),
             "{}",

@@ -2,6 +2,7 @@
 //! kernel (`/sys`, `/proc/cmdline`), and a one-control run through the real engine.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::Step;
@@ -36,9 +37,17 @@ impl Machine {
         write(&self.kernel, path, content);
     }
 
-    /// Writes a file under the root, creating its directories.
-    pub fn root_file(&self, path: &str, content: &str) {
+    /// Writes a file under the root (mode 0644), creating its directories.
+    pub fn root_file(&self, path: &str, content: &str) -> &Machine {
         write(&self.root, path, content);
+        self.chmod(path, 0o644)
+    }
+
+    /// Sets the mode of a file under the root.
+    pub fn chmod(&self, path: &str, mode: u32) -> &Machine {
+        let full = self.root.join(path.trim_start_matches('/'));
+        fs::set_permissions(full, fs::Permissions::from_mode(mode)).unwrap();
+        self
     }
 
     pub fn read_kernel(&self, path: &str) -> String {
@@ -50,7 +59,7 @@ impl Machine {
     }
 
     /// The running host: the root, with the fake kernel as its kernel.
-    pub fn live(&self) -> Host {
+    pub fn with_kernel(&self) -> Host {
         Host::open(&self.root).unwrap().with_kernel(&self.kernel)
     }
 

@@ -361,7 +361,7 @@ mod tests {
             "/proc/modules",
             "usb_storage 86016 1 uas, Live 0x0\nuas 32768 0 - Live 0x0\next4 1 0 - Live 0x0\n",
         );
-        let host = m.live();
+        let host = m.with_kernel();
         let report = run(&host, Mode::Apply);
         assert_eq!(report.status, Status::Changed, "{}", text(&report));
         let unloads: Vec<_> = report
