@@ -142,6 +142,7 @@ impl TryFrom<String> for ModprobeFile {
     type Error = String;
     fn try_from(path: String) -> Result<Self, String> {
         let fix = "use /etc/modprobe.d/NAME.conf, NAME a plain file name";
+        AbsolutePath::try_from(path.clone())?;
         let Some(name) = path
             .strip_prefix(MODPROBE_DIR)
             .and_then(|rest| rest.strip_prefix('/'))
@@ -263,6 +264,7 @@ mod tests {
             "/etc/sudoers.d/x.conf",
             "/etc/modprobe.d.conf",
             "etc/modprobe.d/x.conf",
+            "/etc/modprobe.d/../sudoers.d/x.conf",
             "/run/modprobe.d/x.conf",
         ] {
             assert!(!ok(bad), "{bad:?} was accepted");
