@@ -91,7 +91,13 @@ fn strict_policy<'de, D: Deserializer<'de>>(d: D) -> Result<Policy, Failed<D::Er
         serde_path_to_error::Deserializer::new(d, &mut track),
         &refused,
     ));
-    read.map_err(|error| (error, track.path(), refused.take()))
+    read.map_err(|error| {
+        // The refusal explains this error only if it is the one that ended the read.
+        let refusal = refused
+            .take()
+            .filter(|refusal| error.to_string().contains(&refusal.to_string()));
+        (error, track.path(), refusal)
+    })
 }
 
 /// A policy file given on the command line: a regular file (or `/dev/null`, no policy), opened
