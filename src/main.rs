@@ -7,8 +7,9 @@ mod engine;
 mod host;
 mod policy;
 mod report;
+mod terminal;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
         return match assets::main(&args[2..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
-                eprintln!("flatcar-harden: error: {message}");
+                Failure::usage(message).print();
                 ExitCode::from(EXIT_USAGE)
             }
         };
@@ -48,9 +49,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(Failure { code, message }) => {
-            eprintln!("flatcar-harden: error: {message}");
-            ExitCode::from(code)
+        Err(failure) => {
+            failure.print();
+            ExitCode::from(failure.code)
         }
     }
 }
@@ -58,6 +59,8 @@ fn main() -> ExitCode {
 struct Failure {
     code: u8,
     message: String,
+    /// Lines printed under the message (a policy error's source line and caret).
+    snippet: Vec<String>,
 }
 
 impl Failure {
@@ -65,6 +68,37 @@ impl Failure {
         Failure {
             code: EXIT_USAGE,
             message: message.to_string(),
+            snippet: Vec::new(),
+        }
+    }
+
+    fn runtime(message: impl ToString) -> Failure {
+        Failure {
+            code: 1,
+            ..Failure::usage(message)
+        }
+    }
+
+    /// On stderr, every line escaped: a path or value with a newline or a terminal escape in it
+    /// cannot forge a line or drive the terminal.
+    fn print(&self) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "flatcar-harden: error: {}",
+            terminal::escape(&self.message)
+        );
+        for line in &self.snippet {
+            let _ = writeln!(err, "{}", terminal::escape(line));
+        }
+    }
+}
+
+impl From<policy::PolicyError> for Failure {
+    fn from(error: policy::PolicyError) -> Failure {
+        Failure {
+            snippet: error.snippet().to_vec(),
+            ..Failure::usage(&error)
         }
     }
 }
@@ -88,7 +122,7 @@ fn init_logging(verbose: u8) {
 
 fn open(source: &SourceArgs) -> Result<(Host, policy::Loaded), Failure> {
     let host = Host::open(&source.root).map_err(Failure::usage)?;
-    let loaded = policy::load(&host.fs, source.policy.as_deref()).map_err(Failure::usage)?;
+    let loaded = policy::load(&host.fs, source.policy.as_deref())?;
     Ok((host, loaded))
 }
 
@@ -108,54 +142,66 @@ fn run_controls(mode: Mode, args: &RunArgs) -> Result<u8, Failure> {
         .into_iter()
         .filter(|step| args.only.is_empty() || args.only.iter().any(|id| id == step.id()))
         .collect();
-    let _lock = host::locks::run_lock().map_err(|message| Failure { code: 1, message })?;
+    let _lock = host::locks::run_lock().map_err(Failure::runtime)?;
 
     let mut report = Report::new(
         mode,
         host.root().display().to_string(),
         loaded.sources.clone(),
     );
+    // A report that cannot be written is a failed run (exit 1), though every control ran.
     let stdout = std::io::stdout().lock();
-    match args.format {
+    let written = match args.format {
         Format::Json => {
             engine::run(&host, &loaded.policy, &steps, mode, &mut |r| report.push(r));
-            serde_json::to_writer_pretty(stdout, &report).map_err(|e| Failure {
-                code: 1,
-                message: format!("cannot write the report: {e}"),
-            })?;
-            println!();
+            write_json(stdout, &report)
         }
         Format::Text => {
             // Diffs are what a dry run is for; apply shows them too, check only names the files.
             let mut text = TextWriter::new(stdout, mode != Mode::Check);
-            let _ = text.header(&report);
+            text.header(&report);
             engine::run(&host, &loaded.policy, &steps, mode, &mut |r| {
-                let _ = text.control(&r);
+                text.control(&r);
                 report.push(r);
             });
-            let _ = text.footer(&report);
+            text.footer(&report);
+            text.finish()
         }
-    }
+    };
+    written.map_err(|e| {
+        Failure::runtime(format!(
+            "cannot write the report to stdout: {e} (the run itself finished: {})",
+            report.counts()
+        ))
+    })?;
     Ok(report.exit_code() as u8)
+}
+
+fn write_json(mut out: impl Write, report: &Report) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut out, report)?;
+    writeln!(out)?;
+    out.flush()
 }
 
 fn show_policy(source: &SourceArgs) -> Result<u8, Failure> {
     let (_, loaded) = open(source)?;
-    print!("{}", policy::to_toml(&loaded));
+    let mut out = std::io::stdout().lock();
+    out.write_all(policy::to_toml(&loaded).as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::runtime(format!("cannot write the policy to stdout: {e}")))?;
     Ok(0)
 }
 
 fn check_policies(files: &[std::path::PathBuf]) -> Result<u8, Failure> {
     let mut code = 0;
+    let mut out = std::io::stdout().lock();
     for file in files {
-        let shown = file.display().to_string();
-        let checked = std::fs::read(file)
-            .map_err(|e| format!("cannot read policy {shown}: {e}"))
-            .and_then(|bytes| policy::parse_file(&shown, &bytes).map_err(|e| e.to_string()));
-        match checked {
-            Ok(_) => println!("{shown}: ok"),
-            Err(message) => {
-                eprintln!("flatcar-harden: error: {message}");
+        match policy::check_file(file) {
+            Ok(()) => writeln!(out, "{}: ok", terminal::escape(&file.display().to_string()))
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure::runtime(format!("cannot write to stdout: {e}")))?,
+            Err(error) => {
+                Failure::from(error).print();
                 code = EXIT_USAGE;
             }
         }

@@ -6,6 +6,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use crate::terminal::escape;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
@@ -120,6 +122,16 @@ impl Report {
         self.summary.get(status.as_str()).copied().unwrap_or(0)
     }
 
+    /// "2 changed, 6 compliant": the statuses that occurred, in `Status::ALL` order.
+    pub fn counts(&self) -> String {
+        let counts: Vec<String> = Status::ALL
+            .iter()
+            .filter(|s| self.count(**s) > 0)
+            .map(|s| format!("{} {}", self.count(*s), s.as_str()))
+            .collect();
+        counts.join(", ")
+    }
+
     /// 0 success, 1 a control failed, 3 `check` found drift (2 is for usage and policy errors,
     /// which never get this far).
     pub fn exit_code(&self) -> i32 {
@@ -133,67 +145,153 @@ impl Report {
     }
 }
 
-/// Text output: a header, a line per control as it finishes, a summary line.
+/// Text output: a header, a line per control as it finishes, a summary line. Every text taken
+/// from the host or the policy is escaped (`terminal::escape`): a file name with a newline cannot
+/// forge a report line. The first write error stops the output and is returned by `finish`.
 pub struct TextWriter<W: Write> {
     out: W,
     diffs: bool,
+    failed: Option<std::io::Error>,
 }
 
 impl<W: Write> TextWriter<W> {
     /// `diffs`: print the unified diff of every file written or to be written.
     pub fn new(out: W, diffs: bool) -> Self {
-        TextWriter { out, diffs }
+        TextWriter {
+            out,
+            diffs,
+            failed: None,
+        }
     }
 
-    pub fn header(&mut self, report: &Report) -> std::io::Result<()> {
-        writeln!(
-            self.out,
+    /// Writes `lines` unless an earlier write failed, then flushes, so the report follows the run.
+    fn emit(&mut self, lines: &[String]) {
+        if self.failed.is_some() {
+            return;
+        }
+        let written = lines
+            .iter()
+            .try_for_each(|line| writeln!(self.out, "{line}"))
+            .and_then(|()| self.out.flush());
+        self.failed = written.err();
+    }
+
+    pub fn header(&mut self, report: &Report) {
+        let line = format!(
             "flatcar-harden {} {} on {} (policy: {})",
             env!("CARGO_PKG_VERSION"),
             report.mode.as_str(),
-            report.root,
-            report.policy_sources.join(", ")
-        )
+            escape(&report.root),
+            escape(&report.policy_sources.join(", "))
+        );
+        self.emit(&[line]);
     }
 
-    pub fn control(&mut self, control: &ControlReport) -> std::io::Result<()> {
-        writeln!(
-            self.out,
+    pub fn control(&mut self, control: &ControlReport) {
+        let mut lines = vec![format!(
             "{:<19} {:<15} {}",
             control.id,
             control.status.as_str(),
-            control.summary
-        )?;
+            escape(&control.summary)
+        )];
         for change in &control.changes {
             let what = change
                 .path
                 .as_deref()
                 .or(change.target.as_deref())
                 .unwrap_or("");
-            writeln!(self.out, "    {} {} ({})", change.kind, what, change.detail)?;
+            lines.push(format!(
+                "    {} {} ({})",
+                change.kind,
+                escape(what),
+                escape(&change.detail)
+            ));
             if let (true, Some(diff)) = (self.diffs, &change.diff) {
-                for line in diff.lines() {
-                    writeln!(self.out, "      {line}")?;
-                }
+                lines.extend(diff.lines().map(|line| format!("      {}", escape(line))));
             }
         }
         for note in &control.notes {
-            writeln!(self.out, "    note: {note}")?;
+            lines.push(format!("    note: {}", escape(note)));
         }
-        self.out.flush()
+        self.emit(&lines);
     }
 
-    pub fn footer(&mut self, report: &Report) -> std::io::Result<()> {
-        let counts: Vec<String> = Status::ALL
-            .iter()
-            .filter(|s| report.count(**s) > 0)
-            .map(|s| format!("{} {}", report.count(*s), s.as_str()))
-            .collect();
+    pub fn footer(&mut self, report: &Report) {
         let nothing = match report.mode {
             Mode::Apply if report.count(Status::Changed) == 0 => " (nothing changed)",
             Mode::DryRun | Mode::Check => " (nothing was written)",
             _ => "",
         };
-        writeln!(self.out, "summary: {}{nothing}", counts.join(", "))
+        self.emit(&[format!("summary: {}{nothing}", report.counts())]);
+    }
+
+    /// The first write error, if any.
+    pub fn finish(self) -> std::io::Result<()> {
+        self.failed.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(summary: &str, path: &str, note: &str) -> ControlReport {
+        ControlReport {
+            id: "core-sudo",
+            title: "core must give a password for sudo",
+            status: Status::Failed,
+            summary: summary.into(),
+            changes: vec![Change {
+                kind: "write-file",
+                path: Some(path.into()),
+                target: None,
+                diff: Some("--- a\n+++ a\n+x\ry\n".into()),
+                detail: "create".into(),
+            }],
+            notes: vec![note.into()],
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn host_text_cannot_forge_a_line_or_drive_the_terminal() {
+        let mut out = Vec::new();
+        let mut text = TextWriter::new(&mut out, true);
+        text.control(&control(
+            "NOPASSWD in /etc/sudoers.d/x\ncore-sudo           compliant",
+            "/etc/sudoers.d/\u{1b}[2Jevil",
+            "bad \u{9b}31m",
+        ));
+        text.finish().unwrap();
+        let printed = String::from_utf8(out).unwrap();
+        assert!(
+            !printed.chars().any(|c| c.is_control() && c != '\n'),
+            "{printed:?}"
+        );
+        assert!(
+            printed.contains("x\\ncore-sudo           compliant"),
+            "{printed}"
+        );
+        assert!(printed.contains("/etc/sudoers.d/\\x1b[2Jevil"), "{printed}");
+        assert!(printed.contains("+x\\ry"), "{printed}");
+        assert!(printed.contains("note: bad \\u{9b}31m"), "{printed}");
+        assert_eq!(printed.lines().count(), 6, "{printed}");
+    }
+
+    #[test]
+    fn a_write_error_is_kept_and_returned() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(28))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut text = TextWriter::new(Full, false);
+        text.control(&control("s", "/p", "n"));
+        text.footer(&Report::new(Mode::Check, "/".into(), Vec::new()));
+        assert_eq!(text.finish().unwrap_err().raw_os_error(), Some(28));
     }
 }
