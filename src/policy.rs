@@ -7,6 +7,7 @@
 //! line and column it comes from; only then are the files merged.
 
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -417,8 +418,18 @@ pub fn load(fs: &RootFs, explicit: Option<&Path>) -> Result<Loaded, PolicyError>
             let dropins = fs
                 .list_dir(Path::new(DROPIN_DIR))?
                 .into_iter()
-                .filter(|name| name.ends_with(".toml") && !name.starts_with('.'))
-                .map(|name| format!("{DROPIN_DIR}/{name}"));
+                .filter(|name| {
+                    name.as_bytes().ends_with(b".toml") && !name.as_bytes().starts_with(b".")
+                })
+                .map(|name| match name.to_str() {
+                    Some(name) => Ok(format!("{DROPIN_DIR}/{name}")),
+                    // The loader's own rule would read it: skipping it would ignore a policy.
+                    None => Err(HostError::Invalid {
+                        path: format!("{DROPIN_DIR}/{}", name.to_string_lossy()),
+                        reason: "the file name is not UTF-8; rename the drop-in".into(),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let candidates = [VENDOR_POLICY.to_owned(), ADMIN_POLICY.to_owned()]
                 .into_iter()
                 .chain(dropins);

@@ -24,6 +24,8 @@
 //! `etcd-lock` strategy, no etcd unit, no exposed password: not applicable.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::units::UNIT_DIRS;
@@ -359,7 +361,7 @@ fn is_true(value: &str) -> bool {
 
 /// An environment file's settings; `None` if it does not exist.
 fn env_file(host: &Host, path: &Path) -> Result<Option<Vec<Setting>>, HostError> {
-    Ok(host.fs.read_text(path)?.map(|text| {
+    Ok(host.fs.read_text_lossy(path)?.map(|text| {
         envfile::parse(&text)
             .into_iter()
             .map(|a| Setting {
@@ -394,18 +396,18 @@ fn load_unit(host: &Host, name: &'static str) -> Result<Option<Unit>, HostError>
         .stat(&file)?
         .is_some_and(|m| m.kind == FileKind::Regular);
     let text = if regular {
-        host.fs.read_text(&file)?.unwrap_or_default()
+        host.fs.read_text_lossy(&file)?.unwrap_or_default()
     } else {
         String::new()
     };
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let mut dropins: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut dropins: BTreeMap<OsString, PathBuf> = BTreeMap::new();
     for dir in UNIT_DIRS {
         let dropin_dir = Path::new(dir).join(format!("{name}.d"));
         for entry in host.fs.list_dir(&dropin_dir)? {
-            if entry.ends_with(".conf") {
+            if entry.as_bytes().ends_with(b".conf") {
                 dropins
                     .entry(entry.clone())
                     .or_insert_with(|| dropin_dir.join(entry));
@@ -414,7 +416,7 @@ fn load_unit(host: &Host, name: &'static str) -> Result<Option<Unit>, HostError>
     }
     let mut sources = vec![(file.clone(), text)];
     for path in dropins.into_values() {
-        if let Some(text) = host.fs.read_text(&path)? {
+        if let Some(text) = host.fs.read_text_lossy(&path)? {
             sources.push((path, text));
         }
     }
