@@ -10,8 +10,9 @@ mod resolve;
 mod temp;
 mod write;
 
-use std::ffi::OsStr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -110,6 +111,21 @@ fn describe(st_mode: u32) -> &'static str {
         SFlag::S_IFSOCK => "a socket",
         _ => "of an unknown file type",
     }
+}
+
+/// The names in an open directory as bytes, `.` and `..` left out, sorted bytewise (the order
+/// sudo, kmod and systemd use). An entry that cannot be read is an error, never a gap.
+fn names_in(dir: OwnedFd) -> nix::Result<Vec<OsString>> {
+    let mut dir = nix::dir::Dir::from_fd(dir.into_raw_fd())?;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let name = OsStr::from_bytes(entry?.file_name().to_bytes()).to_os_string();
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Splits an absolute in-root path into its directory and final name.

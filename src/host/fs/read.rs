@@ -5,17 +5,16 @@
 //! opening a FIFO would block and reading a device can have effects (opening `/dev/watchdog` arms
 //! it), so the type is checked on an `O_PATH` descriptor before anything is opened for reading.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, SFlag};
 
-use super::{describe, metadata, Metadata, RootFs};
+use super::{describe, metadata, names_in, Metadata, RootFs};
 use crate::host::HostError;
 
 /// The most the agent reads from one file. Every file it reads (passwd, sudoers, unit files,
@@ -120,7 +119,7 @@ impl RootFs {
     }
 
     /// Names in a directory as bytes (a name that is not UTF-8 is listed like any other), sorted
-    /// bytewise (the order sudo, kmod and systemd use). Empty if the directory does not exist; a
+    /// bytewise. Empty if the directory does not exist; a
     /// directory that cannot be read, or a file where the directory should be, is an error.
     pub fn list_dir(&self, path: &Path) -> Result<Vec<OsString>, HostError> {
         let fd = match self.open_in_root(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
@@ -134,18 +133,7 @@ impl RootFs {
             }
             Err(e) => return Err(HostError::io("open directory", path.display(), e)),
         };
-        let mut dir = nix::dir::Dir::from_fd(fd.into_raw_fd())
-            .map_err(|e| HostError::io("read directory", path.display(), e))?;
-        let mut names = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| HostError::io("read directory", path.display(), e))?;
-            let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if name != "." && name != ".." {
-                names.push(name.to_os_string());
-            }
-        }
-        names.sort();
-        Ok(names)
+        names_in(fd).map_err(|e| HostError::io("read directory", path.display(), e))
     }
 }
 
@@ -179,6 +167,7 @@ fn too_large(path: &Path, size: Option<u64>) -> HostError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
     use std::os::unix::ffi::OsStringExt;
 
     fn root() -> (tempfile::TempDir, RootFs) {

@@ -19,7 +19,7 @@ use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-use super::{metadata, FileKind, RootFs};
+use super::{metadata, names_in, FileKind, RootFs};
 use crate::host::HostError;
 
 const MARK: &[u8] = b".fh-";
@@ -73,20 +73,16 @@ impl RootFs {
         shown: &Path,
     ) -> Result<(), HostError> {
         let shown_dir = shown.parent().unwrap_or(Path::new("/"));
-        let listing = nix::dir::Dir::openat(
+        let listing = openat(
             Some(dir.as_raw_fd()),
             ".",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .and_then(|mut d| {
-            d.iter()
-                .map(|e| e.map(|e| e.file_name().to_owned()))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        // SAFETY: `openat` returned a fresh descriptor that nothing else owns.
+        .and_then(|fd| names_in(unsafe { OwnedFd::from_raw_fd(fd) }))
         .map_err(|e| HostError::io("read directory", shown_dir.display(), e))?;
-        for name in listing {
-            let name = OsStr::from_bytes(name.to_bytes());
+        for name in listing.iter().map(OsString::as_os_str) {
             if !is_own_temporary(name) {
                 continue;
             }
