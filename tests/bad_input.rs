@@ -186,7 +186,7 @@ fn policies_that_cannot_live_in_git_are_refused_too() {
     let huge = Case {
         name: "huge-one-line".into(),
         exit: 2,
-        expect: vec!["is larger than 1048576 bytes".into()],
+        expect: vec!["is larger than".into()],
         content: format!("[smt]\ngrub_cfg = \"{}\"\n", "A".repeat(50 << 20)).into_bytes(),
     };
     // Under the size limit, one line, the error at its end: the quoted line is cut.
@@ -264,7 +264,6 @@ fn policies_that_cannot_live_in_git_are_refused_too() {
 }
 
 #[test]
-#[ignore = "needs RootFs::list_dir to give names as bytes (OsString); it skips them today"]
 fn a_dropin_named_in_bytes_that_are_not_utf8_is_an_error() {
     let root = fresh_root();
     let r = root.path();

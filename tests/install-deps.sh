@@ -18,6 +18,7 @@ declare -A need=(
 	[readelf]=binutils
 	[script]=bsdutils
 	[unshare]=util-linux
+	[strace]=strace
 	# The VM test bed (tests/vm/).
 	[qemu-system-x86_64]=qemu-system-x86
 	[qemu-img]=qemu-utils

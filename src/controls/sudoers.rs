@@ -71,7 +71,7 @@ impl Config {
         }
         let content = match overlay {
             Some((over, text)) if over == path => Some(text.to_owned()),
-            _ => host.fs.read_text(path)?,
+            _ => host.fs.read_text_lossy(path)?,
         };
         let Some(content) = content else {
             return Ok(());
@@ -89,14 +89,14 @@ impl Config {
                 // The overlay may be a file that does not exist yet.
                 if let Some((over, _)) = overlay {
                     if over.parent() == Some(target.as_path()) {
-                        if let Some(name) = over.file_name().and_then(|n| n.to_str()) {
-                            names.push(name.to_owned());
+                        if let Some(name) = over.file_name() {
+                            names.push(name.to_os_string());
                         }
                     }
                 }
                 names.sort();
                 names.dedup();
-                for name in names.iter().filter(|n| read_by_sudo(n)) {
+                for name in names.iter().filter(|n| read_by_sudo(&n.to_string_lossy())) {
                     self.include(host, &target.join(name), overlay, depth + 1)?;
                 }
             } else {
@@ -177,7 +177,7 @@ impl Config {
 fn sudoers_file(host: &Host) -> Result<PathBuf, HostError> {
     let conf = host
         .fs
-        .read_text(Path::new("/etc/sudo.conf"))?
+        .read_text_lossy(Path::new("/etc/sudo.conf"))?
         .unwrap_or_default();
     let named = conf
         .lines()
@@ -308,7 +308,10 @@ pub fn identity(host: &Host, user: &str) -> Result<Identity, HostError> {
         groups: BTreeSet::new(),
     };
     for passwd in ["/etc/passwd", "/usr/share/baselayout/passwd"] {
-        let text = host.fs.read_text(Path::new(passwd))?.unwrap_or_default();
+        let text = host
+            .fs
+            .read_text_lossy(Path::new(passwd))?
+            .unwrap_or_default();
         if let Some(fields) = text
             .lines()
             .map(|l| l.split(':').collect::<Vec<_>>())
@@ -321,7 +324,10 @@ pub fn identity(host: &Host, user: &str) -> Result<Identity, HostError> {
         }
     }
     for group in ["/etc/group", "/usr/share/baselayout/group"] {
-        let text = host.fs.read_text(Path::new(group))?.unwrap_or_default();
+        let text = host
+            .fs
+            .read_text_lossy(Path::new(group))?
+            .unwrap_or_default();
         for fields in text.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
             if fields.len() < 4 {
                 continue;

@@ -9,6 +9,8 @@
 //! winning. Only missing lines are added; a module that is loaded now is unloaded when it can be.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::{Action, Control, ControlError, FileState, FileWrite, Plan, Validation};
@@ -223,10 +225,10 @@ fn is_deny(command: &str) -> bool {
 
 /// The `*.conf` files kmod reads, in the order it parses them.
 fn effective_files(host: &Host) -> Result<Vec<(PathBuf, String)>, HostError> {
-    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut by_name: BTreeMap<OsString, PathBuf> = BTreeMap::new();
     for dir in CONF_DIRS {
         for name in host.fs.list_dir(Path::new(dir))? {
-            if name.ends_with(".conf") {
+            if name.as_bytes().ends_with(b".conf") {
                 // The first directory in CONF_DIRS that has a name wins.
                 by_name
                     .entry(name.clone())
@@ -236,8 +238,8 @@ fn effective_files(host: &Host) -> Result<Vec<(PathBuf, String)>, HostError> {
     }
     let mut files = Vec::new();
     for path in by_name.into_values() {
-        if let Some(bytes) = host.fs.read(&path)? {
-            files.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+        if let Some(text) = host.fs.read_text_lossy(&path)? {
+            files.push((path, text));
         }
     }
     Ok(files)

@@ -52,9 +52,15 @@ impl Kernel {
             .is_some_and(|meta| meta.kind == FileKind::Directory))
     }
 
-    /// Names in a sysfs directory, sorted; empty if it does not exist.
+    /// Names in a sysfs directory, sorted; empty if it does not exist. The kernel names its
+    /// attributes in ASCII.
     pub fn list(&self, path: &str) -> Result<Vec<String>, HostError> {
-        self.fs.list_dir(Path::new(path))
+        Ok(self
+            .fs
+            .list_dir(Path::new(path))?
+            .into_iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect())
     }
 
     /// The arguments the running kernel was booted with.

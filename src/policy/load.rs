@@ -33,11 +33,7 @@ pub fn load(fs: &RootFs, explicit: Option<&Path>) -> Result<Loaded, PolicyError>
     match explicit {
         Some(path) => files.push((path.display().to_string(), read_file(path)?)),
         None => {
-            // `list_dir` gives names as String today; once it gives OsString, drop the `map`.
-            let names = fs
-                .list_dir(Path::new(DROPIN_DIR))?
-                .into_iter()
-                .map(OsString::from);
+            let names = fs.list_dir(Path::new(DROPIN_DIR))?;
             let candidates = [VENDOR_POLICY.to_owned(), ADMIN_POLICY.to_owned()]
                 .into_iter()
                 .chain(dropin_paths(names)?);

@@ -33,8 +33,11 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
             } else if meta.is_dir() {
                 stack.push(path.clone());
                 "dir".to_owned()
-            } else {
+            } else if meta.is_file() {
                 format!("{:?}", fs::read(&path).unwrap())
+            } else {
+                // A FIFO, socket or device: reading it could block; its type is in the mode.
+                "special".to_owned()
             };
             let stamp = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
             out.insert(
