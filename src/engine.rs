@@ -1,5 +1,6 @@
 //! A run: every control observed and planned first, then (apply only) changed in a fixed order and
-//! verified by observing again. A failed control does not stop the others.
+//! verified by observing again. A control that fails while applying does not stop the others; one
+//! that cannot even be observed stops every write (nothing is validated until all is read).
 
 use std::time::{Duration, Instant};
 
@@ -28,12 +29,24 @@ pub fn run(
         })
         .collect();
 
+    // Validate everything before the first write: a control that cannot be observed (a FIFO
+    // where a file should be, an unreadable directory, systemd out of reach) holds every write.
+    let unobserved: Vec<&str> = steps
+        .iter()
+        .zip(&plans)
+        .filter(|(_, (plan, _))| plan.is_err())
+        .map(|(step, _)| step.id())
+        .collect();
+
     for (step, (plan, observed_in)) in steps.iter().zip(plans) {
         let started = Instant::now();
         let mut report = match plan {
             Err(error) => failed(step.as_ref(), format!("cannot observe: {error}")),
             Ok(plan) => match mode {
                 Mode::Check | Mode::DryRun => report_plan(host, policy, step.as_ref(), plan, mode),
+                Mode::Apply if !unobserved.is_empty() && !plan.actions.is_empty() => {
+                    held(step.as_ref(), plan, &unobserved)
+                }
                 Mode::Apply => apply(host, policy, step.as_ref(), plan),
             },
         };
@@ -63,6 +76,20 @@ fn base(step: &dyn Step, status: Status, summary: String) -> ControlReport {
 fn failed(step: &dyn Step, summary: String) -> ControlReport {
     info!("{}: {summary}", step.id());
     base(step, Status::Failed, summary)
+}
+
+/// A plan with changes, not applied because another control could not be observed.
+fn held(step: &dyn Step, plan: Plan, unobserved: &[&str]) -> ControlReport {
+    let mut report = failed(
+        step,
+        format!(
+            "not applied: nothing is written while a control cannot be observed ({}); fix \
+             what its report names, or leave it out with --only",
+            unobserved.join(", ")
+        ),
+    );
+    report.changes = plan.actions.iter().map(Action::change).collect();
+    report
 }
 
 /// Status of a plan with nothing (left) to do.

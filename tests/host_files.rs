@@ -240,29 +240,6 @@ fn bad_host_files_fail_quickly_by_name_and_nothing_is_written() {
 }
 
 #[test]
-fn a_policy_drop_in_whose_name_is_not_utf8_is_an_error_not_ignored() {
-    for command in [&["check"][..], &["apply", "--dry-run"], &["apply"]] {
-        let root = fixture();
-        let r = root.path();
-        let dir = r.join("etc/flatcar-harden/policy.d");
-        fs::write(
-            dir.join(OsStr::from_bytes(b"caf\xe9.toml")),
-            "[usb_storage]\n",
-        )
-        .unwrap();
-        let before = snapshot(r);
-        let (code, text) = run(r, command);
-        assert_eq!(code, 2, "{command:?}: {text}");
-        assert!(
-            text.contains("/etc/flatcar-harden/policy.d/caf")
-                && text.contains(".toml: the file name is not UTF-8; rename the drop-in"),
-            "{command:?}: {text}"
-        );
-        assert_eq!(snapshot(r), before, "{command:?} wrote: {text}");
-    }
-}
-
-#[test]
 fn a_sudoers_drop_in_whose_name_is_not_utf8_is_read_as_sudo_reads_it() {
     let root = fixture();
     let r = root.path();
@@ -335,4 +312,39 @@ fn links_out_of_the_root_are_never_read() {
         "core ALL=(ALL) NOPASSWD: ALL\n"
     );
     assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 2);
+}
+
+/// Validate everything before the first write: one control that cannot read its file holds
+/// every other control's changes too, and the report says which control held them.
+#[test]
+fn a_control_that_cannot_be_observed_holds_every_write() {
+    let root = fixture();
+    let r = root.path();
+    plant(r, "/etc/passwd", Plant::Fifo);
+    let before = snapshot(r);
+    let (code, text) = run(r, &["apply", "--policy", FULL_GUIDE]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("core-login")
+            && l.contains(" failed ")
+            && l.contains("/etc/passwd: is a FIFO, not a regular file")),
+        "{text}"
+    );
+    for id in [
+        "sshd-socket",
+        "docker-socket",
+        "usb-storage",
+        "smt",
+        "selinux",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(id)
+                && l.contains(" failed ")
+                && l.contains(
+                    "not applied: nothing is written while a control cannot be observed"
+                )),
+            "{id} was not held: {text}"
+        );
+    }
+    assert_eq!(snapshot(r), before, "apply wrote: {text}");
 }

@@ -20,8 +20,18 @@ pub struct FileState {
 }
 
 impl FileState {
+    /// What is at `path`. Anything but a regular file, a link or nothing (a FIFO, a device, a
+    /// directory) is an error naming it: the agent never replaces such a thing with a file.
     pub fn observe(host: &Host, path: &Path) -> Result<FileState, HostError> {
         let (meta, content) = current(host, path)?;
+        if meta.is_some_and(|m| !matches!(m.kind, FileKind::Regular | FileKind::Symlink)) {
+            // The file layer's refusal names what it is ("is a FIFO, not a regular file").
+            host.fs.read(path)?;
+            return Err(HostError::Invalid {
+                path: path.display().to_string(),
+                reason: "is not a regular file".into(),
+            });
+        }
         // A dangling link reads as absent: it just shows no old side.
         let linked = match meta {
             Some(meta) if meta.kind == FileKind::Symlink => host.fs.read(path)?,

@@ -104,8 +104,7 @@ impl Control for Selinux {
 
         // Persistent half first: it is what the next boot reads.
         // The content, read through a link (inside the root).
-        let text = state.file.content.as_ref().or(state.file.linked.as_ref());
-        match text.map(|bytes| String::from_utf8_lossy(bytes)).as_deref() {
+        match state.file.content.as_ref().or(state.file.linked.as_ref()) {
             None => plan.problems.push(match &state.link_target {
                 Some(target) => format!(
                     "{CONFIG} is a link to {target}, which does not exist: the SELinux policy \
@@ -116,9 +115,9 @@ impl Control for Selinux {
                      so nothing is written; restore the file"
                 ),
             }),
-            Some(text) => {
+            Some(bytes) => {
                 // libselinux reads the first SELINUX= line.
-                let current = envfile::parse(text)
+                let current = envfile::parse(&String::from_utf8_lossy(bytes))
                     .into_iter()
                     .find(|a| a.key == "SELINUX");
                 match &current {
@@ -150,8 +149,7 @@ impl Control for Selinux {
                             (_, target) => (target.map_or(0o644, |m| m.mode & 0o777), state.owner),
                         };
                         let spec = FileSpec {
-                            content: set_mode_line(text, current.map(|a| a.line), word)
-                                .into_bytes(),
+                            content: set_mode_line(bytes, current.map(|a| a.line), word),
                             mode,
                             owner,
                             parent_mode: 0o755,
@@ -236,24 +234,28 @@ fn observe_runtime(kernel: &Kernel) -> Result<Runtime, ControlError> {
 
 /// The config with its `SELINUX=` line (1-based `line`, the first one: libselinux reads the
 /// first) saying `word`, or such a line appended; every other byte kept.
-fn set_mode_line(text: &str, line: Option<usize>, word: &str) -> String {
+/// The config's bytes with line `line` (1-based) replaced by `SELINUX=word`, or that line
+/// appended; every other byte is kept (a comment in Latin-1 stays as it was).
+fn set_mode_line(bytes: &[u8], line: Option<usize>, word: &str) -> Vec<u8> {
     let new_line = format!("SELINUX={word}");
     let Some(line) = line else {
-        let separator = if text.is_empty() || text.ends_with('\n') {
-            ""
-        } else {
-            "\n"
-        };
-        return format!("{text}{separator}{new_line}\n");
+        let mut out = bytes.to_vec();
+        if !out.is_empty() && !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(new_line.as_bytes());
+        out.push(b'\n');
+        return out;
     };
-    text.split_inclusive('\n')
+    bytes
+        .split_inclusive(|&b| b == b'\n')
         .enumerate()
-        .map(|(index, old)| {
+        .flat_map(|(index, old)| {
             if index + 1 == line {
-                let ending = if old.ends_with('\n') { "\n" } else { "" };
-                format!("{new_line}{ending}")
+                let ending: &[u8] = if old.ends_with(b"\n") { b"\n" } else { b"" };
+                [new_line.as_bytes(), ending].concat()
             } else {
-                old.to_owned()
+                old.to_vec()
             }
         })
         .collect()
@@ -410,6 +412,19 @@ mod tests {
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
             0o640
+        );
+
+        // A comment in Latin-1 stays byte for byte.
+        let m = Machine::regular("").enforce("1\n");
+        fs::write(
+            &m.root.join("etc/selinux/config"),
+            b"# gr\xfcn\nSELINUX=permissive\n",
+        )
+        .unwrap();
+        run(&m.with_kernel(), SelinuxState::Enforcing, Mode::Apply);
+        assert_eq!(
+            fs::read(m.root.join("etc/selinux/config")).unwrap(),
+            b"# gr\xfcn\nSELINUX=enforcing\n"
         );
 
         // No SELINUX= line at all: one is added at the end.
