@@ -174,7 +174,7 @@ impl Control for UsbStorage {
                      still loads; remove that line",
                     target.display()
                 ));
-            } else if let Some(answer) = state.modprobe.get(name).filter(|a| a.would_load()) {
+            } else if let Some(answer) = state.modprobe.get(name).filter(|a| a.would_load(name)) {
                 // Checked on what is in force now: after our write, observe asks kmod again.
                 if plan.actions.is_empty() {
                     plan.problems.push(format!(

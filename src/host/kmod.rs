@@ -116,10 +116,18 @@ pub struct ModprobeAnswer {
 }
 
 impl ModprobeAnswer {
-    /// kmod would load the module (an `insmod` line), rather than run an install command or
-    /// find it loaded already.
-    pub fn would_load(&self) -> bool {
-        self.lines.iter().any(|l| l.starts_with("insmod "))
+    /// kmod would insert `module` itself (an `insmod …/MODULE.ko` line), rather than run an
+    /// install command for it or find it loaded already. The modules it depends on (usbcore for
+    /// usb-storage) are inserted before its install command runs, so their lines do not count.
+    pub fn would_load(&self, module: &str) -> bool {
+        let wanted = kernel_name(module);
+        self.lines.iter().any(|line| {
+            line.strip_prefix("insmod ")
+                .and_then(|path| path.split_whitespace().next())
+                .and_then(|path| path.rsplit('/').next())
+                .and_then(|file| file.split(".ko").next())
+                .is_some_and(|stem| kernel_name(stem) == wanted)
+        })
     }
 }
 
@@ -172,5 +180,27 @@ mod tests {
         );
         assert!(kernel.loaded_modules().unwrap().is_empty());
         assert_eq!(kernel.modprobe_dry_run("usb-storage"), None);
+    }
+
+    #[test]
+    fn only_the_modules_own_insmod_means_it_would_load() {
+        let answer = |lines: &[&str]| ModprobeAnswer {
+            succeeded: true,
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+        };
+        // Seen on Debian 12 with `install usb-storage /bin/false`: dependencies first.
+        let denied = answer(&[
+            "insmod /lib/modules/6.1.0-50-amd64/kernel/drivers/usb/common/usb-common.ko",
+            "insmod /lib/modules/6.1.0-50-amd64/kernel/drivers/usb/core/usbcore.ko",
+            "install /bin/false",
+        ]);
+        assert!(!denied.would_load("usb-storage"));
+        let loads = answer(&[
+            "insmod /lib/modules/6.1.0-50-amd64/kernel/drivers/usb/core/usbcore.ko",
+            "insmod /lib/modules/6.1.0-50-amd64/kernel/drivers/usb/storage/usb-storage.ko.xz ",
+        ]);
+        assert!(loads.would_load("usb-storage"));
+        assert!(loads.would_load("usb_storage"));
+        assert!(!loads.would_load("uas"));
     }
 }
