@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod fs;
 pub mod kernel;
 pub mod kmod;
+pub mod logind;
 pub mod session;
 pub mod sudo;
 pub mod systemd;
