@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use crate::controls::{Action, Disposition, Outcome, Plan, Step};
+use crate::host::session::Origin;
 use crate::host::Host;
 use crate::policy::Policy;
 use crate::report::{Change, ControlReport, Mode, Status};
@@ -107,14 +108,23 @@ fn settled(step: &dyn Step, plan: &Plan) -> ControlReport {
     report
 }
 
-/// The lockout guard: a change that can cut remote access, on the live host, over SSH, without
-/// the policy's acknowledgment, is refused. At boot (no SSH) the policy is applied as written.
+/// The lockout guard: a change that can cut remote access, on the live host, in an SSH login (or
+/// where that cannot be told), without the policy's acknowledgment, is refused. At boot (a system
+/// service, no login) the policy is applied as written. The session's origin is asked only here,
+/// once a change that can lock out is planned: logind hears nothing from a compliant run.
 fn lockout(host: &Host, policy: &Policy, step: &dyn Step) -> Option<String> {
-    let over_ssh = host.session.over_ssh.as_ref()?;
     if !host.is_live() || policy.safety.allow_remote_lockout {
         return None;
     }
     let loss = step.lockout_risk(&host.session)?;
+    let origin = match host.session.origin() {
+        Origin::Local(why) => {
+            debug!("{}: lockout guard: not an SSH login ({why})", step.id());
+            return None;
+        }
+        Origin::Remote(why) => format!("this run comes over SSH ({why})"),
+        Origin::Unknown(why) => format!("cannot tell whether this run comes over SSH ({why})"),
+    };
     let remains = match host.password_logins() {
         Ok(users) if users.is_empty() => {
             "no account has a password, so the console will not let anyone in either".to_owned()
@@ -126,8 +136,8 @@ fn lockout(host: &Host, policy: &Policy, step: &dyn Step) -> Option<String> {
         Err(error) => format!("cannot tell which console logins remain ({error})"),
     };
     Some(format!(
-        "refused: this run comes over SSH ({over_ssh}) and {loss}; {remains}. Make sure the \
-         console works, then set `allow_remote_lockout = true` in [safety] to go ahead"
+        "refused: {origin} and {loss}; {remains}. Make sure the console works, then set \
+         `allow_remote_lockout = true` in [safety] to go ahead"
     ))
 }
 

@@ -127,12 +127,12 @@ impl Control for CoreLogin {
         execute(host, &plan.actions)
     }
 
-    fn lockout_risk(&self, session: &Session) -> Option<String> {
-        session.over_ssh.as_ref().map(|_| {
+    fn lockout_risk(&self, _session: &Session) -> Option<String> {
+        Some(
             "core can no longer log in, over SSH or on the console; if core is how you reach \
              this host, this session is the last one"
-                .to_owned()
-        })
+                .to_owned(),
+        )
     }
 }
 

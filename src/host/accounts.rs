@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 
+use super::fs::RootFs;
 use super::{Host, HostError};
 
 pub const PASSWD: &str = "/etc/passwd";
@@ -122,18 +123,26 @@ pub fn password_users(shadow: &[u8]) -> Vec<String> {
         .collect()
 }
 
-impl Host {
-    /// The passwd files' contents, `/etc` first (missing files are left out).
-    pub fn passwd_files(&self) -> Result<Vec<Vec<u8>>, HostError> {
-        self.read_all(&PASSWD_FILES)
-    }
+/// The passwd files' contents under `fs`, `/etc` first (missing files are left out).
+pub fn passwd_files(fs: &RootFs) -> Result<Vec<Vec<u8>>, HostError> {
+    read_all(fs, &PASSWD_FILES)
+}
 
+fn read_all(fs: &RootFs, files: &[&str]) -> Result<Vec<Vec<u8>>, HostError> {
+    let mut contents = Vec::new();
+    for file in files {
+        contents.extend(fs.read(Path::new(file))?);
+    }
+    Ok(contents)
+}
+
+impl Host {
     /// `user`'s identity from this root's passwd and group databases.
     pub fn identity(&self, user: &str) -> Result<Identity, HostError> {
         Ok(Identity::resolve(
             user,
-            &self.passwd_files()?,
-            &self.read_all(&GROUP_FILES)?,
+            &passwd_files(&self.fs)?,
+            &read_all(&self.fs, &GROUP_FILES)?,
         ))
     }
 
@@ -142,14 +151,6 @@ impl Host {
     pub fn password_logins(&self) -> Result<Vec<String>, HostError> {
         let shadow = self.fs.read(Path::new(SHADOW))?.unwrap_or_default();
         Ok(password_users(&shadow))
-    }
-
-    fn read_all(&self, files: &[&str]) -> Result<Vec<Vec<u8>>, HostError> {
-        let mut contents = Vec::new();
-        for file in files {
-            contents.extend(self.fs.read(Path::new(file))?);
-        }
-        Ok(contents)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod fs;
 pub mod kernel;
 pub mod kmod;
 pub mod locks;
+pub mod logind;
 pub mod session;
 pub mod sudo;
 pub mod systemd;
@@ -65,6 +66,12 @@ impl Host {
             .map_err(|e| HostError::io("open root directory", root.display(), e))?;
         let fs = RootFs::open(&canonical)?;
         let live = canonical == Path::new("/");
+        // The user running the agent is named from the running system's passwd (the agent
+        // makes no NSS lookup: a static glibc cannot load the host's NSS modules reliably).
+        let passwd = match live {
+            true => accounts::passwd_files(&fs).unwrap_or_default(),
+            false => Vec::new(),
+        };
         let euid = nix::unistd::geteuid();
         let owner = if euid.is_root() {
             Owner { uid: 0, gid: 0 }
@@ -80,7 +87,7 @@ impl Host {
             fs,
             live,
             owner,
-            session: Session::detect(),
+            session: Session::detect(passwd),
             kernel: if live {
                 Some(Kernel::open(Path::new("/"))?)
             } else {

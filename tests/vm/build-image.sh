@@ -27,7 +27,7 @@ disk_size=2G
 packages=(
 	systemd systemd-sysv dbus libpam-systemd udev kmod
 	openssh-server sudo initramfs-tools linux-image-amd64
-	iproute2 procps jq less selinux-utils checkpolicy
+	iproute2 procps jq less selinux-utils checkpolicy tmux
 )
 # Loaded from the initramfs; everything else comes from the root fs.
 initrd_modules=(virtio_pci virtio_blk virtio_net ext4)
