@@ -1,6 +1,5 @@
 //! flatcar-harden: harden a Flatcar Container Linux host from a TOML policy.
 
-mod assets;
 mod cli;
 mod controls;
 mod engine;
@@ -13,7 +12,9 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use cli::{Cli, Command, Format, PolicyCommand, RunArgs, SourceArgs};
 use host::Host;
@@ -23,17 +24,6 @@ use report::{Mode, Report, TextWriter};
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    // Packaging's entry point for man pages and completions; not a command of the CLI.
-    let args: Vec<_> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|arg| arg == assets::COMMAND) {
-        return match assets::main(&args[2..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                Failure::usage(message).print();
-                ExitCode::from(EXIT_USAGE)
-            }
-        };
-    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
@@ -105,18 +95,27 @@ impl From<policy::PolicyError> for Failure {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        _ => LevelFilter::DEBUG,
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // RUST_LOG is a list of `level` and `target=level` (e.g. `debug` or `zbus=trace,warn`): a
+    // `Targets` filter, which needs no regex engine in the binary. One that does not parse is
+    // ignored, as a missing one is.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|spec| !spec.trim().is_empty())
+        .and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(default));
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(color)
         .with_target(false)
-        .without_time()
+        .without_time();
+    tracing_subscriber::registry()
+        .with(output)
+        .with(filter)
         .init();
 }
 

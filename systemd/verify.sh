@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `systemd-analyze verify` on the shipped unit and its multi-user.target drop-in, in a temporary root
 # laid out as the sysext lays them out (usr/lib/systemd/system), with the agent at /usr/bin and its
-# man pages generated there, so that verify's ExecStart= and Documentation= checks run for real
-# instead of being switched off.
+# man pages generated there (`cargo xtask assets`), so that verify's ExecStart= and Documentation=
+# checks run for real instead of being switched off.
 #
 #   systemd/verify.sh [AGENT]   (default: target/debug/flatcar-harden, built if missing)
 #
@@ -35,7 +35,7 @@ for dir in /usr/lib/systemd/system /lib/systemd/system; do
 done
 rm -rf "$units/multi-user.target.wants"
 printf '[Unit]\nDescription=Multi-User System\n' >"$units/multi-user.target"
-"$root/usr/bin/flatcar-harden" generate-assets "$root/usr" >/dev/null
+(cd "$repo" && cargo xtask assets "$root/usr") >/dev/null
 
 set +e
 output=$(MANPATH=$root/usr/share/man systemd-analyze verify --root="$root" flatcar-harden.service multi-user.target 2>&1)

@@ -1,5 +1,6 @@
-//! What ships around the binary: man pages and shell completions generated from the CLI, the
-//! systemd unit, the sysext image, the Butane examples, and colour on terminals only.
+//! What ships around the binary: man pages and shell completions generated from the CLI by the
+//! xtask, the systemd unit, the sysext image and its static agent within 4 MiB, the Butane
+//! examples, and colour on terminals only.
 //!
 //! Needs squashfs-tools (mksquashfs, unsquashfs), binutils (readelf), groff and bsdutils (`script`),
 //! as .ci/run installs them.
@@ -67,8 +68,18 @@ fn command_paths() -> Vec<Vec<String>> {
     paths
 }
 
+/// `cargo xtask ARGS` at the repository root (the cargo running these tests, same target dir).
+fn xtask(args: &[&std::ffi::OsStr]) -> Output {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(Command::new(cargo)
+        .current_dir(repo())
+        .arg("xtask")
+        .args(args))
+}
+
+/// `cargo xtask assets DIR`, as packaging runs it; returns the files it says it wrote.
 fn generate_assets(dir: &Path) -> Vec<String> {
-    let out = run(Command::new(BIN).arg("generate-assets").arg(dir));
+    let out = xtask(&["assets".as_ref(), dir.as_os_str()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).lines().map(str::to_owned).collect()
 }
@@ -114,16 +125,12 @@ fn man_pages_cover_every_command() {
             );
         }
     }
-    // Only those pages, and no page for the packaging entry point or clap's `help`.
+    // Only those pages, and no page for clap's `help`.
     let pages: BTreeSet<String> = fs::read_dir(&man8)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(pages.len(), paths.len() + 1, "{pages:?}");
-    assert!(
-        !main.contains("generate"),
-        "the packaging entry point leaked into the man page"
-    );
 
     for section in [
         ".TH",
@@ -162,12 +169,35 @@ fn man_pages_cover_every_command() {
 }
 
 #[test]
-fn generate_assets_is_not_part_of_the_cli() {
-    let help = text(&run(Command::new(BIN).arg("--help")).stdout);
-    assert!(!help.contains("generate"), "{help}");
-    let out = run(Command::new(BIN).arg("generate-assets"));
-    assert_eq!(out.status.code(), Some(2), "no PREFIX is a usage error");
-    assert!(text(&out.stderr).contains("usage: flatcar-harden generate-assets PREFIX"));
+fn the_agent_carries_no_asset_generator() {
+    // What generated the assets before the xtask, a hidden first argument, is now an unknown
+    // command like any other, and writes nothing.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(Command::new(BIN).arg("generate-assets").arg(tmp.path()));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("unrecognized subcommand"));
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // The generator's crates are not linked in (their names would be in the binary's strings).
+    let binary = fs::read(BIN).unwrap();
+    for crate_name in [&b"clap_mangen"[..], b"clap_complete"] {
+        assert!(
+            !binary.windows(crate_name.len()).any(|w| w == crate_name),
+            "{} is in the agent",
+            text(crate_name)
+        );
+    }
+    // The xtask's version is the agent's (both take the workspace's).
+    let xtask_version = xtask(&["version".as_ref()]);
+    assert!(
+        xtask_version.status.success(),
+        "{}",
+        text(&xtask_version.stderr)
+    );
+    let agent_version = run(Command::new(BIN).arg("--version"));
+    assert_eq!(
+        text(&agent_version.stdout).trim(),
+        format!("flatcar-harden {}", text(&xtask_version.stdout).trim())
+    );
 }
 
 /// Runs bash completion for the words typed so far (the last one is being completed).
@@ -211,7 +241,6 @@ fn completions_complete_commands_and_their_options() {
             "`flatcar-harden <TAB>` lacks {command}: {top:?}"
         );
     }
-    assert!(!top.iter().any(|w| w.contains("generate")), "{top:?}");
     // After a subcommand (this failed with clap_complete's own script, clap-rs/clap#6421).
     assert_eq!(
         bash_complete(&bash, &["flatcar-harden", "apply", "--d"]),
@@ -249,7 +278,6 @@ fn completions_complete_commands_and_their_options() {
                 file.display()
             );
         }
-        assert!(!script.contains("generate-assets"), "{}", file.display());
     }
     assert!(fs::read_to_string(&zsh)
         .unwrap()
@@ -378,13 +406,23 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
     assert_eq!(unit_values(&dropin, "Wants"), ["flatcar-harden.service"]);
 }
 
+/// build.sh with the test's agent (dynamically linked: pass --allow-dynamic to accept it).
 fn build_sysext(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--binary", BIN];
+    args.extend_from_slice(extra);
+    build_sysext_with(out, &args)
+}
+
+/// build.sh. The vendor policy comes from the test's agent: build.sh's default, `cargo run`,
+/// would rebuild target/debug/flatcar-harden under the running tests (a plain build resolves
+/// dependency features without the dev-dependencies, so it is another binary).
+fn build_sysext_with(out: &Path, args: &[&str]) -> Output {
     need("mksquashfs", "squashfs-tools");
     need("readelf", "binutils");
     run(Command::new(repo().join("packaging/sysext/build.sh"))
-        .args(["--binary", BIN, "--out"])
+        .args(["--host-agent", BIN, "--out"])
         .arg(out)
-        .args(extra))
+        .args(args))
 }
 
 fn unsquash_cat(image: &Path, path: &str) -> String {
@@ -515,6 +553,41 @@ fn the_sysext_image_holds_what_flatcar_needs() {
 
     let out = build_sysext(tmp.path(), &["--allow-dynamic", "--os", "debian"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The most the agent the sysext ships may weigh: it is copied to every host and read at every boot.
+const MAX_AGENT_BYTES: u64 = 4 * 1024 * 1024;
+
+#[test]
+fn the_sysext_agent_is_static_and_at_most_4_mib() {
+    // The real build: build.sh without --binary builds the static release agent (a release build
+    // the first time, cargo's cache after) and refuses a dynamically linked one.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_sysext_with(tmp.path(), &["--os", "any"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let image = PathBuf::from(text(&out.stdout).trim());
+    let extracted = tmp.path().join("tree");
+    let unpacked = run(Command::new("unsquashfs")
+        .args(["-no-progress", "-d"])
+        .arg(&extracted)
+        .arg(&image)
+        .arg("usr/bin/flatcar-harden"));
+    assert!(unpacked.status.success(), "{}", text(&unpacked.stderr));
+    let size = fs::metadata(extracted.join("usr/bin/flatcar-harden"))
+        .unwrap()
+        .len();
+    // build.sh reports it too.
+    assert!(
+        text(&out.stderr).contains(&format!("{size} bytes")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        size <= MAX_AGENT_BYTES,
+        "the sysext's agent is {size} bytes ({:.2} MiB), more than 4 MiB: see docs/design.md, \
+         \"Size of the agent\"",
+        size as f64 / 1048576.0
+    );
 }
 
 // --- Butane ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 # Builds the flatcar-harden systemd-sysext image: OUT/flatcar-harden-VERSION-x86-64.raw (squashfs).
 #
 #   packaging/sysext/build.sh [--out DIR] [--os flatcar|any] [--binary PATH [--allow-dynamic]]
+#                             [--host-agent PATH]
 #
 #   --out DIR        where the image goes (default: target/sysext under the repository)
 #   --os flatcar     extension-release: ID=flatcar, SYSEXT_LEVEL=1.0 (default): merges on any
@@ -10,6 +11,8 @@
 #                    bed's Debian guest uses this)
 #   --binary PATH    package this agent binary instead of building one
 #   --allow-dynamic  accept a dynamically linked --binary (tests do; an image to ship should not)
+#   --host-agent PATH  an agent that runs on this machine, for writing the vendor policy (default:
+#                    `cargo run`, a debug build for this machine)
 #
 # Without --binary the agent is built statically: for x86_64-unknown-linux-musl when that rustup
 # target is installed, otherwise for x86_64-unknown-linux-gnu with `-C target-feature=+crt-static`
@@ -19,6 +22,10 @@
 # Install the image on a host as /etc/extensions/flatcar-harden.raw: systemd-sysext takes the
 # extension's name from the file name and wants usr/lib/extension-release.d/extension-release.NAME
 # to match it. Needs: cargo, mksquashfs (squashfs-tools), readelf (binutils).
+#
+# The build runs nothing built for the target: the version, man pages and completions come from
+# `cargo xtask` (xtask/), the vendor policy from the agent built for the build machine. The size
+# of the agent is printed (tests/packaging.rs keeps the release build at most 4 MiB).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,6 +36,7 @@ arch=x86-64
 out=${CARGO_TARGET_DIR:-$repo/target}/sysext
 os=flatcar
 binary=""
+host_agent=""
 allow_dynamic=0
 while (($#)); do
 	case $1 in
@@ -36,6 +44,7 @@ while (($#)); do
 	--os) os=$2; shift 2 ;;
 	--binary) binary=$2; shift 2 ;;
 	--allow-dynamic) allow_dynamic=1; shift ;;
+	--host-agent) host_agent=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "build.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -79,8 +88,22 @@ if readelf -lW "$binary" | grep -q 'Requesting program interpreter' || readelf -
 		exit 1
 	fi
 fi
-version=$("$binary" --version | awk '{print $2}')
-[[ -n $version ]] || { echo "build.sh: cannot read the version of $binary" >&2; exit 1; }
+size=$(stat -c %s "$binary")
+log "agent: $binary, $size bytes ($(awk -v b="$size" 'BEGIN { printf "%.2f MiB", b / 1048576 }'))"
+
+# Nothing below runs $binary: it is built for the target, which need not be this machine. The
+# version, man pages and completions come from the xtask (xtask/), the vendor policy from an agent
+# for this machine built from the same source.
+xtask() { (cd "$repo" && cargo xtask "$@"); }
+host_agent() {
+	if [[ -n $host_agent ]]; then
+		"$host_agent" "$@"
+	else
+		(cd "$repo" && cargo run --quiet --locked --package "$name" -- "$@")
+	fi
+}
+version=$(xtask version)
+[[ -n $version ]] || { echo "build.sh: cannot read the version from the xtask" >&2; exit 1; }
 
 # --- the tree -------------------------------------------------------------------------------
 tree=$(mktemp -d)
@@ -101,13 +124,13 @@ mkdir -p "$usr/share/$name"
 	echo "# --policy /dev/null\` prints it. This file is part of the sysext (read-only /usr); change the"
 	echo "# policy in /etc/flatcar-harden/policy.toml or /etc/flatcar-harden/policy.d/*.toml, which win"
 	echo "# key by key. Reference: /usr/share/doc/flatcar-harden/policy.md."
-	"$binary" policy show --policy /dev/null | sed '1,/^$/{/^#/d}'
+	host_agent policy show --policy /dev/null | sed '1,/^$/{/^#/d}'
 } >"$usr/share/$name/policy.toml"
 chmod 0644 "$usr/share/$name/policy.toml"
-"$binary" policy check "$usr/share/$name/policy.toml" >/dev/null
+host_agent policy check "$usr/share/$name/policy.toml" >/dev/null
 
 # Man pages and bash, zsh and fish completions, generated from the CLI definition.
-"$binary" generate-assets "$usr" >/dev/null
+xtask assets "$usr" >/dev/null
 
 # The documentation, for a host without a browser.
 install -D -m 0644 -t "$usr/share/doc/$name" "$repo/README.md" "$repo"/docs/*.md

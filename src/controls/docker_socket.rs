@@ -82,22 +82,16 @@ impl Control for DockerSocket {
                 live: None,
             });
         }
-        let systemd = host.systemd()?;
-        let status = systemd.unit_status(UNIT)?;
-        let socket_group = if status.load_state == "not-found" {
-            String::new()
-        } else {
-            systemd.socket_group(UNIT)?
-        };
+        let status = host.systemd()?.socket_status(UNIT)?;
         Ok(State {
             dropin,
             owner,
             files,
             live: Some(LiveState {
-                load_state: status.load_state,
-                need_daemon_reload: status.need_daemon_reload,
-                drop_in_paths: status.drop_in_paths,
-                socket_group,
+                load_state: status.unit.load_state,
+                need_daemon_reload: status.unit.need_daemon_reload,
+                drop_in_paths: status.unit.drop_in_paths,
+                socket_group: status.socket_group,
                 socket: host.fs.lstat(Path::new(SOCKET_PATH))?,
             }),
         })

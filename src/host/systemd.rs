@@ -1,5 +1,5 @@
 //! systemd's D-Bus API, the way `systemctl` uses it: `org.freedesktop.systemd1.Manager` methods
-//! and `Unit`/`Socket` properties, through zbus proxies declared with its proxy macro.
+//! through a zbus proxy, and `Unit`/`Socket` properties with `GetAll` on the unit's object path.
 //!
 //! The agent talks to PID 1 over the system bus. PID 1 also serves this API to root on its private
 //! socket `/run/systemd/private` (peer-to-peer, usable before dbus-daemon runs), and that is what
@@ -9,13 +9,18 @@
 //! returns). Until zbus accepts it, the bus is the only way, and `flatcar-harden.service` is
 //! ordered after `dbus.service`.
 //!
-//! Proxies never cache properties: every read must see systemd's state at that moment.
+//! Proxies never cache properties: every read must see systemd's state at that moment. Reads are
+//! one `GetAll` per unit on the unit's object path, computed from its name as `systemctl show`
+//! does: PID 1 loads a unit on the first access to its path (`manager_load_unit_from_dbus_path`),
+//! so no `LoadUnit` round trip is needed, and a compliant run costs one call per unit.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use zbus::blocking::Connection;
 use zbus::proxy::CacheProperties;
-use zbus::zvariant::OwnedObjectPath;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 use super::HostError;
 
@@ -30,7 +35,6 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 )]
 trait Manager {
     fn get_unit_file_state(&self, file: &str) -> zbus::Result<String>;
-    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn mask_unit_files(
         &self,
         files: &[&str],
@@ -54,29 +58,31 @@ trait Manager {
 )]
 trait Unit {
     #[zbus(property)]
-    fn load_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
     fn active_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn sub_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn unit_file_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn need_daemon_reload(&self) -> zbus::Result<bool>;
-    #[zbus(property)]
-    fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
 }
 
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Socket",
-    default_service = "org.freedesktop.systemd1",
-    gen_async = false
-)]
-trait Socket {
-    #[zbus(property)]
-    fn socket_group(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn listen(&self) -> zbus::Result<Vec<(String, String)>>;
+const SERVICE: &str = "org.freedesktop.systemd1";
+const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
+/// `GetAll` with an empty interface name returns the properties of every interface of the object
+/// (sd-bus reads "" as "all"): for a socket unit, `Unit` and `Socket` in one call.
+const EVERY_INTERFACE: &str = "";
+
+/// The object path of a unit, as sd-bus encodes it (`sd_bus_path_encode`): every byte that is not
+/// an ASCII letter or digit, and a leading digit, becomes `_` and two hex digits, so
+/// `docker.socket` is `/org/freedesktop/systemd1/unit/docker_2esocket`.
+fn unit_path(name: &str) -> String {
+    let mut path = String::from("/org/freedesktop/systemd1/unit/");
+    if name.is_empty() {
+        path.push('_');
+    }
+    for (i, byte) in name.bytes().enumerate() {
+        if byte.is_ascii_alphabetic() || (byte.is_ascii_digit() && i > 0) {
+            path.push(char::from(byte));
+        } else {
+            let _ = write!(path, "_{byte:02x}");
+        }
+    }
+    path
 }
 
 /// What systemd says about one unit.
@@ -90,6 +96,42 @@ pub struct UnitStatus {
     pub unit_file_state: String,
     pub need_daemon_reload: bool,
     pub drop_in_paths: Vec<String>,
+}
+
+/// What systemd says about one socket unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketStatus {
+    pub unit: UnitStatus,
+    /// The `SocketGroup=` systemd has loaded (empty when none is set).
+    pub socket_group: String,
+}
+
+/// The properties `GetAll` returned, taken out one by one with their expected types.
+struct Properties {
+    unit: String,
+    values: HashMap<String, OwnedValue>,
+}
+
+impl Properties {
+    fn take<T>(&mut self, key: &str) -> Result<T, HostError>
+    where
+        T: TryFrom<OwnedValue, Error = zbus::zvariant::Error>,
+    {
+        let value = self.values.remove(key).ok_or_else(|| {
+            HostError::Refused(format!("systemd: {} has no property {key}", self.unit))
+        })?;
+        T::try_from(value).map_err(|e| dbus(format_args!("{} {key}", self.unit), e.into()))
+    }
+
+    fn unit_status(&mut self) -> Result<UnitStatus, HostError> {
+        Ok(UnitStatus {
+            load_state: self.take("LoadState")?,
+            active_state: self.take("ActiveState")?,
+            unit_file_state: self.take("UnitFileState")?,
+            need_daemon_reload: self.take("NeedDaemonReload")?,
+            drop_in_paths: self.take("DropInPaths")?,
+        })
+    }
 }
 
 /// A connection to PID 1.
@@ -125,46 +167,40 @@ impl Systemd {
             .map_err(|e| dbus("manager proxy", e))
     }
 
-    fn unit(&self, name: &str) -> Result<UnitProxy<'_>, HostError> {
-        let path = self
-            .manager()?
-            .load_unit(name)
-            .map_err(|e| dbus(format_args!("LoadUnit({name})"), e))?;
-        UnitProxy::builder(&self.connection)
-            .path(path)
-            .and_then(|b| b.cache_properties(CacheProperties::No).build())
-            .map_err(|e| dbus(format_args!("unit {name}"), e))
-    }
-
-    pub fn unit_status(&self, name: &str) -> Result<UnitStatus, HostError> {
-        let unit = self.unit(name)?;
-        let read = |what: &str, r: zbus::Result<String>| {
-            r.map_err(|e| dbus(format_args!("{name} {what}"), e))
-        };
-        Ok(UnitStatus {
-            load_state: read("LoadState", unit.load_state())?,
-            active_state: read("ActiveState", unit.active_state())?,
-            unit_file_state: read("UnitFileState", unit.unit_file_state())?,
-            need_daemon_reload: unit
-                .need_daemon_reload()
-                .map_err(|e| dbus(format_args!("{name} NeedDaemonReload"), e))?,
-            drop_in_paths: unit
-                .drop_in_paths()
-                .map_err(|e| dbus(format_args!("{name} DropInPaths"), e))?,
+    /// `org.freedesktop.DBus.Properties.GetAll(interface)` on a unit: one round trip, read now.
+    fn get_all(&self, name: &str, interface: &str) -> Result<Properties, HostError> {
+        let values = self
+            .connection
+            .call_method(
+                Some(SERVICE),
+                unit_path(name).as_str(),
+                Some("org.freedesktop.DBus.Properties"),
+                "GetAll",
+                &(interface,),
+            )
+            .and_then(|reply| reply.body().deserialize())
+            .map_err(|e| dbus(format_args!("GetAll({name})"), e))?;
+        Ok(Properties {
+            unit: name.to_owned(),
+            values,
         })
     }
 
-    /// The `SocketGroup=` systemd has loaded for a socket unit.
-    pub fn socket_group(&self, name: &str) -> Result<String, HostError> {
-        let path = self
-            .manager()?
-            .load_unit(name)
-            .map_err(|e| dbus(format_args!("LoadUnit({name})"), e))?;
-        SocketProxy::builder(&self.connection)
-            .path(path)
-            .and_then(|b| b.cache_properties(CacheProperties::No).build())
-            .and_then(|socket| socket.socket_group())
-            .map_err(|e| dbus(format_args!("{name} SocketGroup"), e))
+    pub fn unit_status(&self, name: &str) -> Result<UnitStatus, HostError> {
+        self.get_all(name, UNIT_INTERFACE)?.unit_status()
+    }
+
+    /// A socket unit's status and `SocketGroup=` in one call. A unit that is not found has no
+    /// socket settings: its group is empty.
+    pub fn socket_status(&self, name: &str) -> Result<SocketStatus, HostError> {
+        let mut properties = self.get_all(name, EVERY_INTERFACE)?;
+        let unit = properties.unit_status()?;
+        let socket_group = if unit.load_state == "not-found" {
+            String::new()
+        } else {
+            properties.take("SocketGroup")?
+        };
+        Ok(SocketStatus { unit, socket_group })
     }
 
     /// `systemctl mask NAME`: `/etc/systemd/system/NAME -> /dev/null`.
@@ -206,7 +242,10 @@ impl Systemd {
     /// Polls the unit's `ActiveState` until it is one of `done` (the job finished) or the
     /// timeout passes; a start that ends in `failed` is reported as the job's failure.
     fn wait_for(&self, name: &str, done: &[&str], job: &str) -> Result<(), HostError> {
-        let unit = self.unit(name)?;
+        let unit = UnitProxy::builder(&self.connection)
+            .path(unit_path(name))
+            .and_then(|b| b.cache_properties(CacheProperties::No).build())
+            .map_err(|e| dbus(format_args!("unit {name}"), e))?;
         let started = Instant::now();
         loop {
             let state = unit
@@ -227,6 +266,30 @@ impl Systemd {
                 )));
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unit_path;
+
+    #[test]
+    fn unit_paths_are_encoded_as_sd_bus_does() {
+        // The paths `busctl tree org.freedesktop.systemd1` lists for these units.
+        for (name, path) in [
+            ("sshd.socket", "sshd_2esocket"),
+            ("docker.socket", "docker_2esocket"),
+            ("sshd@.service", "sshd_40_2eservice"),
+            ("systemd-logind.service", "systemd_2dlogind_2eservice"),
+            ("1.mount", "_31_2emount"),
+            ("a1b", "a1b"),
+            ("", "_"),
+        ] {
+            assert_eq!(
+                unit_path(name),
+                format!("/org/freedesktop/systemd1/unit/{path}")
+            );
         }
     }
 }

@@ -1,12 +1,7 @@
-//! Man pages and shell completions, generated from the command line definition in `cli.rs` with
-//! `clap_mangen` and `clap_complete`, so they can never disagree with the binary they ship with.
-//!
-//! Packaging reaches this through `flatcar-harden generate-assets PREFIX`, an entry point that
-//! main() takes before clap parses the command line: it is not a command of the CLI, so it shows
-//! in neither `--help`, the man pages nor the completions. PREFIX is the `usr` of a tree being
-//! built (the sysext uses `$tree/usr`); what is written is listed on stdout.
+//! Man pages and shell completions, generated from the agent's command line definition
+//! (`src/cli.rs`) with `clap_mangen` and `clap_complete`, so they can never disagree with the
+//! binary they ship with. `packaging/sysext/build.sh` runs this as `cargo xtask assets $tree/usr`.
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,28 +10,8 @@ use clap_complete::Shell;
 
 use crate::cli::Cli;
 
-/// The first argument that selects this entry point.
-pub const COMMAND: &str = "generate-assets";
-
 const BIN: &str = "flatcar-harden";
 const SECTION: &str = "8";
-
-/// `flatcar-harden generate-assets PREFIX`: `args` are the arguments after `generate-assets`.
-pub fn main(args: &[OsString]) -> Result<(), String> {
-    let prefix = match args {
-        [one] if !one.to_string_lossy().starts_with('-') => PathBuf::from(one),
-        _ => {
-            return Err(format!(
-                "usage: {BIN} {COMMAND} PREFIX (writes share/man/man8, share/bash-completion, \
-                 share/zsh, share/fish under PREFIX, e.g. a sysext tree's usr)"
-            ))
-        }
-    };
-    for path in generate(&prefix)? {
-        println!("{}", path.display());
-    }
-    Ok(())
-}
 
 /// Writes every asset under `prefix` and returns the paths written.
 pub fn generate(prefix: &Path) -> Result<Vec<PathBuf>, String> {
