@@ -82,13 +82,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub only: Vec<String>,
 
-    /// Output format on stdout; logs always go to stderr.
+    /// Output format on stdout; logs always go to stderr. junit: one testcase per control, for
+    /// image pipelines.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Also write the results as Prometheus metrics to FILE (for node_exporter's textfile
+    /// collector), replacing it atomically; wins over `[report] metrics_file`. A path on this
+    /// machine, never under --root. --dry-run writes none.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+    Junit,
 }

@@ -4,12 +4,17 @@ mod cli;
 mod controls;
 mod engine;
 mod host;
+mod journal_fields;
+mod junit;
+mod metrics;
 mod policy;
 mod report;
 mod terminal;
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
 
 use clap::Parser;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -126,7 +131,17 @@ fn open(source: &SourceArgs) -> Result<(Host, policy::Loaded), Failure> {
 }
 
 fn run_controls(mode: Mode, args: &RunArgs) -> Result<u8, Failure> {
-    let (host, loaded) = open(&args.source)?;
+    let started = Instant::now();
+    // A run that cannot read its policy leaves the metrics file as it was, and says so.
+    let (host, loaded) = open(&args.source).map_err(|mut failure| {
+        if let Some(path) = metrics::target(mode, args.metrics_file.as_deref(), None) {
+            failure.message.push_str(&format!(
+                " (metrics file {} left as it was)",
+                path.display()
+            ));
+        }
+        failure
+    })?;
     for id in &args.only {
         if !controls::IDS.contains(&id.as_str()) {
             let known: Vec<String> = controls::IDS.iter().map(|s| s.to_string()).collect();
@@ -148,32 +163,101 @@ fn run_controls(mode: Mode, args: &RunArgs) -> Result<u8, Failure> {
         host.root().display().to_string(),
         loaded.sources.clone(),
     );
+    let journal = journal_fields::Journal::from_env();
+    let record = |r: &report::ControlReport| {
+        if let Some(journal) = &journal {
+            journal.record(mode, r);
+        }
+    };
     // A report that cannot be written is a failed run (exit 1), though every control ran.
-    let stdout = std::io::stdout().lock();
     let written = match args.format {
-        Format::Json => {
-            engine::run(&host, &loaded.policy, &steps, mode, &mut |r| report.push(r));
-            write_json(stdout, &report)
+        Format::Json | Format::Junit => {
+            engine::run(&host, &loaded.policy, &steps, mode, &mut |r| {
+                record(&r);
+                report.push(r)
+            });
+            let stdout = std::io::stdout().lock();
+            if args.format == Format::Json {
+                write_json(stdout, &report)
+            } else {
+                let xml = junit::render(&report, started.elapsed(), &hostname());
+                write_all(stdout, xml.as_bytes())
+            }
         }
         Format::Text => {
             // Diffs are what a dry run is for; apply shows them too, check only names the files.
-            let mut text = TextWriter::new(stdout, mode != Mode::Check);
+            let mut text = TextWriter::new(std::io::stdout().lock(), mode != Mode::Check);
             text.header(&report);
             engine::run(&host, &loaded.policy, &steps, mode, &mut |r| {
                 text.control(&r);
+                record(&r);
                 report.push(r);
             });
             text.footer(&report);
             text.finish()
         }
     };
-    written.map_err(|e| {
-        Failure::runtime(format!(
-            "cannot write the report to stdout: {e} (the run itself finished: {})",
-            report.counts()
-        ))
-    })?;
-    Ok(report.exit_code() as u8)
+    let (code, failure) = match written {
+        Ok(()) => (report.exit_code() as u8, None),
+        Err(e) => (
+            1,
+            Some(Failure::runtime(format!(
+                "cannot write the report to stdout: {e} (the run itself finished: {})",
+                report.counts()
+            ))),
+        ),
+    };
+    // `[report] metrics_file` names a file on this machine: it counts when the policy is this
+    // machine's (the live host's, or `--policy FILE`), not when it comes from an image under
+    // --root, whose policy is meant for the node that boots it.
+    let local_policy = host.is_live() || args.source.policy.is_some();
+    let policy_metrics = match &loaded.policy.report.metrics_file {
+        Some(path) if local_policy => Some(path.0.as_path()),
+        Some(path) => {
+            tracing::info!(
+                "[report] metrics_file {} is the image's: not written (use --metrics-file)",
+                path.0.display()
+            );
+            None
+        }
+        None => None,
+    };
+    if let Some(path) = metrics::target(mode, args.metrics_file.as_deref(), policy_metrics) {
+        // The run's own result stands whatever happens to the metrics.
+        let run = metrics::Run {
+            report: &report,
+            exit_code: code,
+            finished: SystemTime::now(),
+            duration: started.elapsed(),
+            policy_toml: &policy::effective_toml(&loaded.policy),
+        };
+        if let Err(error) = write_metrics(path, &run) {
+            Failure::runtime(format!("{error} (the run's result stands: exit {code})")).print();
+        }
+    } else if mode == Mode::DryRun && args.metrics_file.is_some() {
+        tracing::warn!("--dry-run writes no metrics: --metrics-file ignored");
+    }
+    match failure {
+        Some(failure) => Err(failure),
+        None => Ok(code),
+    }
+}
+
+fn write_metrics(path: &Path, run: &metrics::Run) -> Result<(), metrics::MetricsError> {
+    let previous = metrics::read_previous(path);
+    metrics::write_atomic(path, &metrics::render(run, &previous))
+}
+
+/// The host name for JUnit's `hostname` attribute; empty when the kernel does not say.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn write_all(mut out: impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(bytes)?;
+    out.flush()
 }
 
 fn write_json(mut out: impl Write, report: &Report) -> std::io::Result<()> {

@@ -31,6 +31,8 @@ declare -A need=(
 	[sha256sum]=coreutils
 	[ss]=iproute2
 	[python3]=python3
+	# tests/fleet.rs: promtool check metrics on the metrics file
+	[promtool]=prometheus
 	[grub-mkimage]=grub-pc-bin
 )
 # Files that no command names.

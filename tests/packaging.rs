@@ -248,7 +248,7 @@ fn completions_complete_commands_and_their_options() {
     );
     assert_eq!(
         bash_complete(&bash, &["flatcar-harden", "check", "--format", ""]),
-        ["text", "json"]
+        ["text", "json", "junit"]
     );
     let policy = bash_complete(&bash, &["flatcar-harden", "policy", ""]);
     assert!(
@@ -346,7 +346,11 @@ fn unit_values(unit: &str, key: &str) -> Vec<String> {
 fn the_unit_runs_apply_once_per_boot_sandboxed() {
     let unit = fs::read_to_string(repo().join("systemd/flatcar-harden.service")).unwrap();
     let one = |key: &str| unit_values(&unit, key).join(" ");
-    assert_eq!(one("ExecStart"), "/usr/bin/flatcar-harden apply");
+    assert_eq!(
+        one("ExecStart"),
+        "/usr/bin/flatcar-harden apply --metrics-file \
+         /var/lib/node_exporter/textfile_collector/flatcar-harden.prom"
+    );
     assert_eq!(one("Type"), "oneshot");
     assert_eq!(one("RemainAfterExit"), "yes");
     // The system bus is what the agent reaches systemd through.
@@ -471,6 +475,10 @@ fn the_sysext_image_holds_what_flatcar_needs() {
         "/usr/bin/flatcar-harden",
         "/usr/lib/systemd/system/flatcar-harden.service",
         "/usr/lib/systemd/system/multi-user.target.d/10-flatcar-harden.conf",
+        "/usr/lib/systemd/system/flatcar-harden-check.service",
+        "/usr/lib/systemd/system/flatcar-harden-check.timer",
+        "/usr/lib/systemd/system/timers.target.d/10-flatcar-harden.conf",
+        "/usr/share/doc/flatcar-harden/fleet.md",
         "/usr/lib/extension-release.d/extension-release.flatcar-harden",
         "/usr/share/flatcar-harden/policy.toml",
         "/usr/share/man/man8/flatcar-harden.8",
@@ -759,6 +767,16 @@ fn check_butane(name: &str) -> (String, String) {
     assert_eq!(
         link.target,
         "/usr/lib/systemd/system/flatcar-harden.service"
+    );
+    let timer = config
+        .storage
+        .links
+        .iter()
+        .find(|l| l.path == "/etc/systemd/system/timers.target.wants/flatcar-harden-check.timer")
+        .unwrap_or_else(|| panic!("{name}: flatcar-harden-check.timer is not enabled"));
+    assert_eq!(
+        timer.target,
+        "/usr/lib/systemd/system/flatcar-harden-check.timer"
     );
     (raw, inline)
 }

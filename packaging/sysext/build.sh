@@ -115,6 +115,10 @@ install -D -m 0644 "$repo/systemd/$name.service" "$usr/lib/systemd/system/$name.
 # sysexts); see the comment in the drop-in and docs/design.md.
 install -D -m 0644 "$repo/systemd/multi-user.target.d/10-$name.conf" \
 	"$usr/lib/systemd/system/multi-user.target.d/10-$name.conf"
+# The hourly drift check (docs/fleet.md), enabled the same way: timers.target wants the timer.
+install -D -m 0644 -t "$usr/lib/systemd/system" "$repo/systemd/$name-check.service" "$repo/systemd/$name-check.timer"
+install -D -m 0644 "$repo/systemd/timers.target.d/10-$name.conf" \
+	"$usr/lib/systemd/system/timers.target.d/10-$name.conf"
 
 # The vendor policy: the built-in default, written out so that it is documented where operators
 # look (/usr/share/flatcar-harden/policy.toml is the first policy source). /etc wins over it.

@@ -144,7 +144,7 @@ mod tests {
             .unwrap()
             .keys()
             .map(String::as_str)
-            .filter(|key| !["safety"].contains(key))
+            .filter(|key| !["safety", "report"].contains(key))
             .collect();
         let mut ids: Vec<&str> = IDS.to_vec();
         ids.sort();

@@ -169,8 +169,14 @@ pub fn to_toml(loaded: &Loaded) -> String {
         out.push_str(&format!("#   {}\n", terminal::escape(source)));
     }
     out.push('\n');
-    out.push_str(&toml::to_string_pretty(&loaded.policy).expect("the policy serializes"));
+    out.push_str(&effective_toml(&loaded.policy));
     out
+}
+
+/// The effective policy as TOML, without `policy show`'s header: what the metrics' policy hash
+/// is taken of.
+pub fn effective_toml(policy: &Policy) -> String {
+    toml::to_string_pretty(policy).expect("the policy serializes")
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod values;
 use crate::host::HostError;
 
 pub use diagnose::did_you_mean;
-pub use load::{check_file, load, to_toml, Loaded};
+pub use load::{check_file, effective_toml, load, to_toml, Loaded};
 pub use schema::*;
 // The schema's value types, by the names controls and their tests use.
 #[allow(unused_imports)]

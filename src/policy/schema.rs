@@ -1,4 +1,4 @@
-//! The policy's schema: one section per control, plus `[safety]`. What each key may hold is
+//! The policy's schema: one section per control, plus `[safety]` and `[report]`. What each key may hold is
 //! checked while it is read (values.rs); the shapes serde alone would let through, in strict.rs.
 
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use super::values::{self, AbsolutePath, ModprobeFile, ModuleName, SudoersMode};
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub safety: Safety,
+    pub report: ReportSettings,
     #[serde(rename = "sshd-socket")]
     pub sshd_socket: SshdSocket,
     #[serde(rename = "docker-socket")]
@@ -34,6 +35,16 @@ pub struct Safety {
     /// Apply controls that can cut remote access (mask sshd, core nologin, core's sudo when the
     /// operator is core) even when the agent itself runs over SSH.
     pub allow_remote_lockout: bool,
+}
+
+/// Where a run's results go besides stdout (docs/fleet.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Prometheus textfile written after every apply and check (`--metrics-file` wins). A path on
+    /// the machine that runs the agent, never under `--root`. Unset: no metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_file: Option<AbsolutePath>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,6 +28,8 @@ packages=(
 	systemd systemd-sysv dbus libpam-systemd udev kmod
 	openssh-server sudo initramfs-tools linux-image-amd64
 	iproute2 procps jq less selinux-utils checkpolicy tmux
+	# The fleet scenario: a real node_exporter with its textfile collector, and curl to scrape it.
+	prometheus-node-exporter curl
 )
 # Loaded from the initramfs; everything else comes from the root fs.
 initrd_modules=(virtio_pci virtio_blk virtio_net ext4)
@@ -148,6 +150,9 @@ configure_root() {
 		dpkg-db-backup.timer logrotate.timer man-db.timer; do
 		in_root systemctl disable "$t" >/dev/null 2>&1 || true
 	done
+	# node_exporter is installed for the fleet scenario, which configures and enables it; off
+	# otherwise, so other scenarios boot as before.
+	in_root systemctl disable prometheus-node-exporter.service >/dev/null 2>&1 || true
 
 	# --- OEM partition, SELinux ---------------------------------------------
 	ln -sfn /oem "$r/usr/share/oem"
