@@ -417,7 +417,7 @@ mod tests {
         // A comment in Latin-1 stays byte for byte.
         let m = Machine::regular("").enforce("1\n");
         fs::write(
-            &m.root.join("etc/selinux/config"),
+            m.root.join("etc/selinux/config"),
             b"# gr\xfcn\nSELINUX=permissive\n",
         )
         .unwrap();

@@ -71,7 +71,6 @@ impl UnitFiles {
         for dir in UNIT_DIRS {
             let dropin_dir = Path::new(dir).join(format!("{name}.d"));
             for entry in host.fs.list_dir(&dropin_dir)? {
-                let entry = OsString::from(entry);
                 if Path::new(&entry).extension().is_some_and(|e| e == "conf") {
                     // The first directory in UNIT_DIRS that has a name wins.
                     by_name
