@@ -137,6 +137,8 @@ pub struct Plan {
     pub problems: Vec<String>,
     /// What only a reboot brings (written to disk but not in effect yet).
     pub pending: Vec<String>,
+    /// Warnings that do not change the status (a check that could not be made, and why).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -147,6 +149,7 @@ impl Plan {
             actions: Vec::new(),
             problems: Vec::new(),
             pending: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -209,28 +212,42 @@ impl FileWrite {
         spec: FileSpec,
         validation: Validation,
     ) -> Result<Option<FileWrite>, HostError> {
-        let (before_meta, before) = current(host, path)?;
+        Ok(FileWrite::from_current(
+            path,
+            spec,
+            validation,
+            Current::read(host, path)?,
+        ))
+    }
+
+    /// As [`FileWrite::plan`], from what observe already read: no I/O.
+    pub fn from_current(
+        path: &Path,
+        spec: FileSpec,
+        validation: Validation,
+        current: Current,
+    ) -> Option<FileWrite> {
+        let Current {
+            meta: before_meta,
+            content: before,
+            linked,
+        } = current;
         let in_place = before_meta.is_some_and(|m| {
             m.kind == FileKind::Regular
                 && m.mode == spec.mode
                 && (m.uid, m.gid) == (spec.owner.uid, spec.owner.gid)
         }) && before.as_deref() == Some(&spec.content[..]);
         if in_place {
-            return Ok(None);
+            return None;
         }
-        // Only shown, never compared: a link that cannot be followed just shows no old side.
-        let linked = match before_meta {
-            Some(meta) if meta.kind == FileKind::Symlink => host.fs.read(path).ok().flatten(),
-            _ => None,
-        };
-        Ok(Some(FileWrite {
+        Some(FileWrite {
             path: path.to_path_buf(),
             spec,
             before,
             before_meta,
             validation,
             linked,
-        }))
+        })
     }
 
     fn apply(&self, host: &Host) -> Result<(), ControlError> {
@@ -330,6 +347,31 @@ impl FileWrite {
             diff,
             detail: detail.join(", "),
         }
+    }
+}
+
+/// A file as observe found it: what is at the path (a final link not followed), a regular file's
+/// content, and for a symlink its target's content (only shown in diffs, never compared).
+#[derive(Debug, Clone, Default)]
+pub struct Current {
+    pub meta: Option<Metadata>,
+    pub content: Option<Vec<u8>>,
+    pub linked: Option<Vec<u8>>,
+}
+
+impl Current {
+    pub fn read(host: &Host, path: &Path) -> Result<Current, HostError> {
+        let (meta, content) = current(host, path)?;
+        // A link that cannot be followed just shows no old side.
+        let linked = match meta {
+            Some(meta) if meta.kind == FileKind::Symlink => host.fs.read(path).ok().flatten(),
+            _ => None,
+        };
+        Ok(Current {
+            meta,
+            content,
+            linked,
+        })
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Host {
     kernel: Option<Kernel>,
     /// Connected on first use: a run whose controls need no systemd never connects.
     systemd: OnceCell<Result<Systemd, String>>,
+    /// `apply --no-validate`: write sudoers files even where there is no visudo to check them.
+    pub skip_sudoers_validation: bool,
 }
 
 impl Host {
@@ -85,6 +87,7 @@ impl Host {
                 None
             },
             systemd: OnceCell::new(),
+            skip_sudoers_validation: false,
         })
     }
 
