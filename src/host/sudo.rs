@@ -44,7 +44,14 @@ impl Host {
         if ran.status.success() {
             return Ok(Validity::Valid);
         }
-        Ok(Validity::Invalid(ran.reason()))
+        // The errors, not the warnings about unused aliases that come with them.
+        let errors: Vec<String> = ran
+            .reason()
+            .lines()
+            .filter(|l| !l.starts_with("Warning:") && !l.ends_with("parsed OK"))
+            .map(str::to_owned)
+            .collect();
+        Ok(Validity::Invalid(errors.join("; ")))
     }
 
     /// `visudo -c -f FILE` on a candidate file (a host path). `Ok(false)`: not validated because

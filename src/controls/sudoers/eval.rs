@@ -140,7 +140,7 @@ pub fn judge(
 fn named_commands(sudoers: &Sudoers) -> Vec<Command> {
     let mut found = BTreeSet::new();
     let mut add = |member: &Member| {
-        if member.name.starts_with('/') {
+        if member.name.starts_with('/') || member.name == "sudoedit" {
             found.insert(Command::Named {
                 path: member.name.clone(),
                 args: member.args.clone().unwrap_or_default(),

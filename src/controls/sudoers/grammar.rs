@@ -105,6 +105,7 @@ const TAGS: [&str; 16] = [
     "INTERCEPT",
     "NOINTERCEPT",
 ];
+const DIGESTS: [&str; 4] = ["sha224", "sha256", "sha384", "sha512"];
 const OPTIONS: [&str; 8] = [
     "ROLE",
     "TYPE",
@@ -246,7 +247,20 @@ impl Cursor<'_> {
             name = name.trim_end_matches(['+', '-']).to_owned();
         }
         let value = if self.eat(&Token::Equals) {
-            Some(self.word()?)
+            // A value runs to the next comma: `secure_path=/usr/sbin:/usr/bin` holds colons.
+            let mut value = self.word()?;
+            while let (Some(Token::Colon | Token::Equals), Some(Token::Word { text, .. })) =
+                (self.peek(), self.tokens.get(self.at + 1))
+            {
+                value.push(if self.peek() == Some(&Token::Colon) {
+                    ':'
+                } else {
+                    '='
+                });
+                value.push_str(text);
+                self.at += 2;
+            }
+            Some(value)
         } else {
             None
         };
@@ -288,9 +302,14 @@ impl Cursor<'_> {
         })
     }
 
-    /// A command: `ALL`, an alias, or a path with optional arguments (words up to `,`/`:`).
+    /// A command: `ALL`, an alias, or a path with optional arguments (words up to `,`/`:`),
+    /// maybe behind a digest (`sha224:HEX /path`, taken as matching: it cannot be checked here).
     fn command(&mut self, negated: bool) -> Result<Member, String> {
-        let name = self.word()?;
+        let mut name = self.word()?;
+        if DIGESTS.contains(&name.as_str()) && self.eat(&Token::Colon) {
+            self.word()?;
+            name = self.word()?;
+        }
         let mut args: Option<Vec<String>> = None;
         if name.starts_with('/') || name == "sudoedit" {
             while let Some(Token::Word { text, .. }) = self.peek() {

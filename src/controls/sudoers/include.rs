@@ -247,6 +247,8 @@ pub fn gather(host: &Host, hostname: Option<&str>) -> Result<FileSet, HostError>
         seen: FileSet::default(),
     };
     let sudo_conf = recorder.file(Path::new(SUDO_CONF))?;
+    // sudo.conf is not a sudoers file: keep it out of the set the walk reads.
+    recorder.seen.files.clear();
     let main = main_file(sudo_conf.as_deref());
     load(&main, &mut recorder, hostname)?;
     recorder.seen.sudo_conf = sudo_conf;

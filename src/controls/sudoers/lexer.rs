@@ -135,6 +135,7 @@ impl Lexer<'_> {
             if self.starts_with(keyword) && matches!(after, Some(' ' | '\t')) {
                 self.at += keyword.chars().count();
                 let rest = self.rest_of_line();
+                let rest = rest.strip_suffix('\r').unwrap_or(&rest);
                 let path = include_path(rest.trim());
                 let text = format!("{keyword} {}", rest.trim());
                 return Some(Statement {
@@ -154,6 +155,10 @@ impl Lexer<'_> {
                 '\n' => {
                     self.bump();
                     break;
+                }
+                // CRLF line ends: sudo takes `\r\n` for a newline (a lone `\r` is no blank).
+                '\r' if self.peek(1) == Some('\n') => {
+                    self.bump();
                 }
                 // A comment runs to the end of the physical line; a trailing backslash in it
                 // continues nothing (sudo's lexer eats the comment first).
@@ -202,6 +207,7 @@ impl Lexer<'_> {
                     break;
                 }
                 ' ' | '\t' | '\n' | ',' | ':' | '=' | '(' | ')' => break,
+                '\r' if self.peek(1) == Some('\n') => break,
                 // `!` only negates at the start of an item.
                 '!' if text.is_empty() && !quoted => break,
                 '\\' => match self.peek(1) {
@@ -343,6 +349,16 @@ mod tests {
                 path: "a b".into()
             }
         );
+    }
+
+    #[test]
+    fn crlf_ends_a_line_but_a_lone_cr_or_form_feed_is_no_blank() {
+        assert_eq!(
+            words("core ALL=ALL\r\n"),
+            vec![w("core"), w("ALL"), Token::Equals, w("ALL")]
+        );
+        assert_eq!(words("core\x0cALL=ALL")[0], w("core\x0cALL"));
+        assert_eq!(words("core\rALL=ALL")[0], w("core\rALL"));
     }
 
     #[test]

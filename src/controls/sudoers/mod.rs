@@ -39,6 +39,31 @@ pub fn same_statements(a: &[u8], b: &[u8]) -> bool {
     bodies(a) == bodies(b)
 }
 
+/// The text with its include lines blanked (line numbers kept), for `visudo -c -f -` to check
+/// one file's syntax without following includes on the machine it runs on.
+pub fn without_includes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let trimmed = line.trim_ascii_start();
+        let include = ["#include", "@include"].iter().any(|k| {
+            trimmed.starts_with(k.as_bytes())
+                && matches!(
+                    trimmed[k.len()..]
+                        .strip_prefix(b"dir")
+                        .unwrap_or(&trimmed[k.len()..])
+                        .first(),
+                    Some(b' ' | b'\t')
+                )
+        });
+        if include {
+            out.extend(line.iter().filter(|&&b| b == b'\n'));
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
 /// passwd and group are bytes: a Latin-1 GECOS field must not make a control fail.
 fn read_lossy(host: &Host, path: &str) -> Result<String, HostError> {
     let bytes = host.fs.read(Path::new(path))?.unwrap_or_default();
@@ -296,6 +321,26 @@ mod tests {
             true,
         ),
         ("someone_else", "bob ALL=(ALL) NOPASSWD: ALL", false),
+        (
+            "sudoedit",
+            "core ALL=(ALL) NOPASSWD: sudoedit /etc/motd",
+            true,
+        ),
+        (
+            "digest",
+            "core ALL=(ALL) NOPASSWD: sha224:0123abcd /usr/bin/id",
+            true,
+        ),
+        (
+            "escaped_comma_in_args",
+            "core ALL=(ALL) NOPASSWD: /usr/bin/printf a\\,b",
+            true,
+        ),
+        (
+            "value_with_colons",
+            "Defaults secure_path=/usr/sbin:/usr/bin, !authenticate",
+            true,
+        ),
         ("password_again", "core ALL=(ALL) ALL", false),
     ];
 
@@ -369,6 +414,15 @@ mod tests {
         assert!(found.lists_nopasswd && !found.lists_no_authenticate);
         let found = verdict(&[(MAIN, b"core ALL=(ALL) ALL\nDefaults>bob !authenticate\n")]);
         assert!(!found.lists_nopasswd && found.lists_no_authenticate);
+    }
+
+    #[test]
+    fn include_lines_are_blanked_for_visudo() {
+        let text = b"a ALL=ALL\n#includedir /etc/sudoers.d\n  @include x\n#include_not\nb ALL=ALL";
+        assert_eq!(
+            without_includes(text),
+            b"a ALL=ALL\n\n\n#include_not\nb ALL=ALL".to_vec()
+        );
     }
 
     #[test]
