@@ -10,12 +10,15 @@
 //!
 //! The verdict: the user has passwordless sudo when at least one request is allowed without a
 //! password. Requests tried: every runas target named anywhere plus root plus "any other user",
-//! times every command named anywhere plus "any other command" (which only `ALL` matches).
+//! times every command named anywhere plus "any other command" (which only `ALL` matches). Where
+//! the host's name is unknown (an image without /etc/hostname), on every host named anywhere and
+//! on "any other host": the image may boot under any name.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use super::grammar::{AliasKind, CmndSpec, Entry, Member, Runas, Scope};
 use super::include::{Located, Sudoers};
+use super::names::{is_alias_name, named_commands, named_hosts};
 use super::Identity;
 
 /// A target user sudo could be asked to run a command as.
@@ -56,6 +59,8 @@ pub struct Grant {
     pub rule: Located,
     /// `Some`: a `Defaults` line turned authentication off (the rule has no tag).
     pub defaults: Option<Located>,
+    /// The host name this holds on, when the real one is unknown.
+    pub on: Option<String>,
 }
 
 impl Grant {
@@ -86,11 +91,12 @@ impl Verdict {
 
 struct Matcher<'a> {
     aliases: HashMap<(AliasKind, &'a str), &'a [Member]>,
+    /// `None`: a host no list names (only `ALL` matches it).
     hostname: Option<&'a str>,
 }
 
 /// Judges `who` against `sudoers`. `targets` are the users runas lists may name (root among them);
-/// `hostname` is this host's name, `None` when unknown (then every host name matches).
+/// `hostname` is this host's name, `None` when unknown.
 pub fn judge(
     sudoers: &Sudoers,
     who: &Identity,
@@ -121,96 +127,36 @@ pub fn judge(
         .map(|t| (Target::Known(t), t.name.as_str()))
         .collect();
     requests.push((Target::Other, "any other user"));
-    for (target, runas) in requests {
-        for command in &commands {
-            if let Some(grant) = matcher.passwordless(sudoers, who, target, command) {
-                verdict.grants.push(Grant {
-                    runas: runas.to_owned(),
-                    command: command.clone(),
-                    ..grant
-                });
-            }
-        }
-    }
-    matcher.listed(sudoers, who, &mut verdict);
-    verdict
-}
-
-/// Every command a list names (with its arguments), and "any other command".
-fn named_commands(sudoers: &Sudoers) -> Vec<Command> {
-    let mut found = BTreeSet::new();
-    let mut add = |member: &Member| {
-        if member.name.starts_with('/') || member.name == "sudoedit" {
-            found.insert(Command::Named {
-                path: member.name.clone(),
-                args: member.args.clone().unwrap_or_default(),
-            });
-        }
+    let names = named_hosts(sudoers);
+    let hosts: Vec<Option<&str>> = match hostname {
+        Some(known) => vec![Some(known)],
+        None => names
+            .iter()
+            .map(|h| Some(h.as_str()))
+            .chain([None])
+            .collect(),
     };
-    for located in &sudoers.entries {
-        match &located.entry {
-            Entry::Alias {
-                kind: AliasKind::Cmnd,
-                members,
-                ..
-            }
-            | Entry::Defaults {
-                scope: Scope::Cmnd(members),
-                ..
-            } => members.iter().for_each(&mut add),
-            Entry::Rule { privileges, .. } => privileges
-                .iter()
-                .flat_map(|p| &p.cmnds)
-                .for_each(|spec| add(&spec.cmnd)),
-            _ => {}
-        }
-    }
-    found.insert(Command::Other);
-    found.into_iter().collect()
-}
-
-/// The users a runas list or `Defaults>` names, as plain names (for looking them up).
-pub fn named_targets(sudoers: &Sudoers) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut add = |members: &[Member]| {
-        for m in members {
-            let plain = m.name.chars().next().is_some_and(|c| !"%#+".contains(c));
-            if plain && !is_alias_name(&m.name) {
-                names.insert(m.name.clone());
-            }
-        }
-    };
-    for located in &sudoers.entries {
-        match &located.entry {
-            Entry::Alias {
-                kind: AliasKind::Runas,
-                members,
-                ..
-            }
-            | Entry::Defaults {
-                scope: Scope::Runas(members),
-                ..
-            } => add(members),
-            Entry::Rule { privileges, .. } => {
-                for spec in privileges.iter().flat_map(|p| &p.cmnds) {
-                    if let Some(users) = spec.runas.as_ref().and_then(|r| r.users.as_ref()) {
-                        add(users);
-                    }
+    for host in hosts {
+        matcher.hostname = host;
+        let on = hostname
+            .is_none()
+            .then(|| host.map_or("any other host".to_owned(), |h| format!("host {h}")));
+        for (target, runas) in &requests {
+            for command in &commands {
+                if let Some(grant) = matcher.passwordless(sudoers, who, *target, command) {
+                    verdict.grants.push(Grant {
+                        runas: (*runas).to_owned(),
+                        command: command.clone(),
+                        on: on.clone(),
+                        ..grant
+                    });
                 }
             }
-            _ => {}
         }
     }
-    names
-}
-
-/// sudo's lexer reads an upper-case word as an alias name, never as a user, host or command.
-fn is_alias_name(name: &str) -> bool {
-    name != "ALL"
-        && name.starts_with(|c: char| c.is_ascii_uppercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    matcher.hostname = hostname;
+    matcher.listed(sudoers, who, &mut verdict);
+    verdict
 }
 
 impl Matcher<'_> {
@@ -252,8 +198,7 @@ impl Matcher<'_> {
 
     fn host(&self, items: &[Member]) -> bool {
         let leaf = |m: &Member| match self.hostname {
-            // An image's name is unknown: any host name could be its own.
-            None => !m.name.starts_with('+'),
+            None => false,
             Some(host) if m.name.contains('.') => m.name == host,
             Some(host) => host.split('.').next() == Some(m.name.as_str()),
         };
@@ -314,6 +259,7 @@ impl Matcher<'_> {
             command: Command::Other,
             rule: rule.clone(),
             defaults,
+            on: None,
         };
         match spec.nopasswd {
             Some(true) => Some(grant(None)),
