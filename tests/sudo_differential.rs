@@ -17,6 +17,7 @@
 //! it is skipped with a loud message.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -257,7 +258,11 @@ fn core_sudo_verdict_matches_real_sudo() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("sudo differential: cannot run in CI: {missing}");
         }
-        eprintln!("\n*** sudo differential SKIPPED: {missing} ***\n*** run as root with sudo and util-linux installed to prove the core-sudo verdict ***\n");
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** sudo differential SKIPPED: {missing} ***\n*** run as root with sudo and \
+             util-linux installed to prove the core-sudo verdict ***\n"
+        );
         return;
     }
     let host = hostname();
@@ -299,7 +304,9 @@ fn core_sudo_verdict_matches_real_sudo() {
             ));
         }
     }
-    println!(
+    // Straight to stderr, past the test harness's capture: CI logs show the count.
+    let _ = writeln!(
+        std::io::stderr(),
         "sudo differential: {} cases ({} passwordless per sudo, {} failed closed on lines \
          visudo rejects), {} disagreements",
         cases.len(),

@@ -3,6 +3,7 @@
 //! unless `apply --no-validate` is given, which writes and says so.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -72,7 +73,11 @@ fn can_run() -> bool {
             panic!("visudo tests: cannot run in CI: {missing}")
         }
         Err(missing) => {
-            eprintln!("\n*** visudo tests SKIPPED: {missing} ***\n");
+            // Past the harness's capture, so the skip is seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** visudo tests SKIPPED: {missing} ***\n"
+            );
             false
         }
     }
