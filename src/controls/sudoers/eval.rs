@@ -138,8 +138,8 @@ pub fn judge(
     };
     for host in hosts {
         matcher.hostname = host;
-        let on = hostname
-            .is_none()
+        // Worth saying only where some list names a host: otherwise every host is the same.
+        let on = (hostname.is_none() && !names.is_empty())
             .then(|| host.map_or("any other host".to_owned(), |h| format!("host {h}")));
         for (target, runas) in &requests {
             for command in &commands {
