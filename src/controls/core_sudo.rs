@@ -40,7 +40,7 @@ impl CoreSudo {
 /// Everything plan needs, read once.
 pub struct State {
     who: Identity,
-    /// root and every user a runas list names, as the account files know them.
+    /// Every user in the account files: the targets sudo could run a command as.
     targets: Vec<Identity>,
     /// This host's name (`None` in an image without /etc/hostname).
     hostname: Option<String>,
@@ -78,11 +78,10 @@ impl Control for CoreSudo {
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
         let hostname = hostname(host)?;
         let files = sudoers::gather(host, hostname.as_deref())?;
-        let current = load(&files, None, hostname.as_deref());
+        // Every user sudo could run a command as: a runas list may name them by name, `#uid`
+        // or `%group`, and `runas_default` may make any of them the default target.
         let mut targets = Vec::new();
-        let mut names = sudoers::named_targets(&current);
-        names.insert("root".to_owned());
-        for name in names {
+        for name in sudoers::user_names(host)? {
             let found = sudoers::identity(host, &name)?;
             if found.uid.is_some() {
                 targets.push(found);

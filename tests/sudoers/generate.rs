@@ -22,7 +22,7 @@ pub fn aliases(hostname: &str) -> String {
     format!(
         "User_Alias ADMINS = bob, core\nUser_Alias OTHERS = bob\n\
          Host_Alias HERE = {hostname}\nHost_Alias THERE = elsewhere\n\
-         Runas_Alias OPS = bob\nCmnd_Alias IDS = /usr/bin/id, /usr/bin/whoami\n"
+         Runas_Alias OPS = #501\nCmnd_Alias IDS = /usr/bin/id, /usr/bin/whoami\n"
     )
 }
 
@@ -106,6 +106,10 @@ pub fn hand_list(hostname: &str) -> Vec<Case> {
         "core ALL=(ALL) NOPASSWD: ALL\r",
         "# windows\r\ncore ALL=(ALL) NOPASSWD:ALL\r",
         "core ALL=(ALL) CWD=* NOPASSWD: ALL",
+        "core ALL=(#501) NOPASSWD: /usr/bin/whoami",
+        "core ALL=(%bob) NOPASSWD: /usr/bin/whoami",
+        "Defaults runas_default=bob\ncore ALL = NOPASSWD: /usr/bin/id\ncore ALL = (root) PASSWD: /usr/bin/id",
+        "Defaults:core runas_default=bob\ncore ALL = NOPASSWD: /usr/bin/id",
         "core ALL=(ALL, !OPS) NOPASSWD: ALL",
         "Cmnd_Alias NOTID = !/usr/bin/id\ncore ALL=(ALL) NOPASSWD: ALL, NOTID",
         "Defaults:core env_keep += \"LANG LC_ALL\", !authenticate",
@@ -354,6 +358,7 @@ fn rule(rng: &mut Rng, hostname: &str) -> String {
                     "(ALL, !OPS)",
                     "(:core)",
                     "(#501)",
+                    "(%bob)",
                 ]);
                 spec.push_str(runas);
                 spec.push(' ');
@@ -411,6 +416,7 @@ fn defaults(rng: &mut Rng, hostname: &str) -> String {
         "!!authenticate",
         "env_keep += \"LANG LC_ALL\", !authenticate",
         "!lecture, authenticate",
+        "runas_default=bob",
     ]);
     format!("Defaults{scope} {setting}")
 }

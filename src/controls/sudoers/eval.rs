@@ -8,8 +8,11 @@
 //!   user and runas scoped in file order, then command scoped (`Defaults!cmnd`) in file order;
 //!   the last one that matches wins. `authenticate=value` is invalid and ignored, as sudo does.
 //!
+//! A command spec without a runas list runs as `runas_default` (root unless a Defaults line sets
+//! it).
+//!
 //! The verdict: the user has passwordless sudo when at least one request is allowed without a
-//! password. Requests tried: every runas target named anywhere plus root plus "any other user",
+//! password. Requests tried: every user of the account files plus "any other user",
 //! times every command named anywhere plus "any other command" (which only `ALL` matches). Where
 //! the host's name is unknown (an image without /etc/hostname), on every host named anywhere and
 //! on "any other host": the image may boot under any name.
@@ -91,11 +94,13 @@ impl Verdict {
 
 struct Matcher<'a> {
     aliases: HashMap<(AliasKind, &'a str), &'a [Member]>,
+    /// The target of a command spec without a runas list.
+    runas_default: &'a str,
     /// `None`: a host no list names (only `ALL` matches it).
     hostname: Option<&'a str>,
 }
 
-/// Judges `who` against `sudoers`. `targets` are the users runas lists may name (root among them);
+/// Judges `who` against `sudoers`. `targets` are the users sudo could run a command as;
 /// `hostname` is this host's name, `None` when unknown.
 pub fn judge(
     sudoers: &Sudoers,
@@ -105,6 +110,7 @@ pub fn judge(
 ) -> Verdict {
     let mut matcher = Matcher {
         aliases: HashMap::new(),
+        runas_default: "root",
         hostname,
     };
     let mut verdict = Verdict::default();
@@ -138,6 +144,7 @@ pub fn judge(
     };
     for host in hosts {
         matcher.hostname = host;
+        matcher.runas_default = matcher.runas_default(sudoers, who);
         // Worth saying only where some list names a host: otherwise every host is the same.
         let on = (hostname.is_none() && !names.is_empty())
             .then(|| host.map_or("any other host".to_owned(), |h| format!("host {h}")));
@@ -208,9 +215,9 @@ impl Matcher<'_> {
     fn runas(&self, runas: Option<&Runas>, target: Target) -> bool {
         match runas.and_then(|r| r.users.as_deref()) {
             Some(users) => self.target(AliasKind::Runas, users, target),
-            // No runas list: only root. `(:group)` alone: only the invoking user, never a target.
+            // No runas list: the default target. `(:group)` alone: only the invoking user.
             None if runas.is_some_and(|r| r.groups.is_some()) => false,
-            None => matches!(target, Target::Known(who) if who.name == "root"),
+            None => matches!(target, Target::Known(who) if who.name == self.runas_default),
         }
     }
 
@@ -302,6 +309,29 @@ impl Matcher<'_> {
                     if setting.name == "authenticate" && setting.value.is_none() {
                         value = (!setting.negated, Some(located));
                     }
+                }
+            }
+        }
+        value
+    }
+
+    /// `runas_default` as the global, host and user Defaults leave it (sudo reads it before the
+    /// other settings, last one wins).
+    fn runas_default<'s>(&self, sudoers: &'s Sudoers, who: &Identity) -> &'s str {
+        let mut value = "root";
+        for located in &sudoers.entries {
+            let Entry::Defaults { scope, settings } = &located.entry else {
+                continue;
+            };
+            let applies = match scope {
+                Scope::Global => true,
+                Scope::Host(items) => self.host(items),
+                Scope::User(items) => self.user(AliasKind::User, items, who),
+                Scope::Runas(_) | Scope::Cmnd(_) => false,
+            };
+            for setting in settings.iter().filter(|_| applies) {
+                if let ("runas_default", Some(user)) = (setting.name.as_str(), &setting.value) {
+                    value = user;
                 }
             }
         }

@@ -18,7 +18,6 @@ use crate::host::{Host, HostError};
 pub use eval::{judge, Verdict};
 pub use grammar::Entry;
 pub use include::{gather, load, main_file, FileSet, Located, Overlaid, Sudoers};
-pub use names::named_targets;
 
 /// Who a user is, for matching sudoers user lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +69,18 @@ pub fn without_includes(bytes: &[u8]) -> Vec<u8> {
 fn read_lossy(host: &Host, path: &str) -> Result<String, HostError> {
     let bytes = host.fs.read(Path::new(path))?.unwrap_or_default();
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Every user name in the passwd databases (`/etc` and Flatcar's `/usr/share/baselayout`): the
+/// users sudo could be asked to run a command as.
+pub fn user_names(host: &Host) -> Result<BTreeSet<String>, HostError> {
+    let mut names = BTreeSet::new();
+    for passwd in ["/etc/passwd", "/usr/share/baselayout/passwd"] {
+        let text = read_lossy(host, passwd)?;
+        let users = text.lines().filter_map(|l| l.split(':').next());
+        names.extend(users.filter(|n| !n.is_empty()).map(str::to_owned));
+    }
+    Ok(names)
 }
 
 /// core's identity from the passwd and group databases (`/etc` and Flatcar's `/usr/share/baselayout`).

@@ -1,5 +1,5 @@
-//! What a configuration names: the runas targets, commands and host names a verdict has to try
-//! (anything no list names is matched only by `ALL`, so one stand-in covers all of them).
+//! What a configuration names: the commands and host names a verdict has to try (anything no
+//! list names is matched only by `ALL`, so one stand-in covers all of them).
 
 use std::collections::BTreeSet;
 
@@ -62,41 +62,6 @@ pub fn named_hosts(sudoers: &Sudoers) -> BTreeSet<String> {
                 ..
             } => add(members),
             Entry::Rule { privileges, .. } => privileges.iter().for_each(|p| add(&p.hosts)),
-            _ => {}
-        }
-    }
-    names
-}
-
-/// The users a runas list or `Defaults>` names, as plain names (for looking them up).
-pub fn named_targets(sudoers: &Sudoers) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut add = |members: &[Member]| {
-        for m in members {
-            let plain = m.name.chars().next().is_some_and(|c| !"%#+".contains(c));
-            if plain && !is_alias_name(&m.name) {
-                names.insert(m.name.clone());
-            }
-        }
-    };
-    for located in &sudoers.entries {
-        match &located.entry {
-            Entry::Alias {
-                kind: AliasKind::Runas,
-                members,
-                ..
-            }
-            | Entry::Defaults {
-                scope: Scope::Runas(members),
-                ..
-            } => add(members),
-            Entry::Rule { privileges, .. } => {
-                for spec in privileges.iter().flat_map(|p| &p.cmnds) {
-                    if let Some(users) = spec.runas.as_ref().and_then(|r| r.users.as_ref()) {
-                        add(users);
-                    }
-                }
-            }
             _ => {}
         }
     }

@@ -211,6 +211,13 @@ const LATER_DROPIN: &[(&str, &str, bool)] = &[
         true,
     ),
     ("someone_else", "bob ALL=(ALL) NOPASSWD: ALL", false),
+    ("runas_by_uid", "core ALL=(#501) NOPASSWD: /usr/bin/id", true),
+    ("runas_by_group", "core ALL=(%bob) NOPASSWD: /usr/bin/id", true),
+    (
+        "runas_default_moves_the_target",
+        "Defaults runas_default=bob\ncore ALL = NOPASSWD: /usr/bin/id\ncore ALL = (root) PASSWD: /usr/bin/id",
+        true,
+    ),
     (
         "sudoedit",
         "core ALL=(ALL) NOPASSWD: sudoedit /etc/motd",
