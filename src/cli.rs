@@ -29,6 +29,10 @@ pub enum Command {
         /// Write nothing; print the diff of every file and every runtime action that apply would do.
         #[arg(long)]
         dry_run: bool,
+        /// Write sudoers files even when visudo is missing (an image build machine without sudo);
+        /// without it, such a write fails rather than go unvalidated.
+        #[arg(long)]
+        no_validate: bool,
         #[command(flatten)]
         run: RunArgs,
     },

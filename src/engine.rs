@@ -105,6 +105,7 @@ fn settled(step: &dyn Step, plan: &Plan) -> ControlReport {
     let mut report = base(step, status, plan.summary.clone());
     report.notes.extend(plan.problems.iter().cloned());
     report.notes.extend(plan.pending.iter().cloned());
+    report.notes.extend(plan.notes.iter().cloned());
     report
 }
 
@@ -232,6 +233,7 @@ fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlRe
     report.changes = changes;
     report.notes.extend(pending);
     report.notes.extend(after.pending.iter().cloned());
+    report.notes.extend(plan.notes);
     report
 }
 

@@ -29,6 +29,8 @@ pub struct Plan {
     pub problems: Vec<String>,
     /// What only a reboot brings (written to disk but not in effect yet).
     pub pending: Vec<String>,
+    /// Warnings that do not change the status (a check that could not be made, and why).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -39,6 +41,7 @@ impl Plan {
             actions: Vec::new(),
             problems: Vec::new(),
             pending: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

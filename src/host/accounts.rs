@@ -136,14 +136,37 @@ fn read_all(fs: &RootFs, files: &[&str]) -> Result<Vec<Vec<u8>>, HostError> {
     Ok(contents)
 }
 
+/// The passwd and group databases of a root, read once.
+#[derive(Debug, Clone, Default)]
+pub struct Accounts {
+    pub passwd: Vec<Vec<u8>>,
+    pub group: Vec<Vec<u8>>,
+}
+
+impl Accounts {
+    /// `user`'s identity.
+    pub fn identity(&self, user: &str) -> Identity {
+        Identity::resolve(user, &self.passwd, &self.group)
+    }
+
+    /// Every user name in the passwd files.
+    pub fn user_names(&self) -> BTreeSet<String> {
+        self.passwd
+            .iter()
+            .flat_map(|text| records(text))
+            .map(|r| r.field(0))
+            .filter(|name| !name.is_empty())
+            .collect()
+    }
+}
+
 impl Host {
-    /// `user`'s identity from this root's passwd and group databases.
-    pub fn identity(&self, user: &str) -> Result<Identity, HostError> {
-        Ok(Identity::resolve(
-            user,
-            &passwd_files(&self.fs)?,
-            &read_all(&self.fs, &GROUP_FILES)?,
-        ))
+    /// This root's passwd and group databases.
+    pub fn accounts(&self) -> Result<Accounts, HostError> {
+        Ok(Accounts {
+            passwd: passwd_files(&self.fs)?,
+            group: read_all(&self.fs, &GROUP_FILES)?,
+        })
     }
 
     /// Accounts that can log in on the console with a password. The lockout guard names them as

@@ -58,6 +58,8 @@ pub struct Host {
     kernel: Option<Kernel>,
     /// Connected on first use: a run whose controls need no systemd never connects.
     systemd: OnceCell<Result<Systemd, String>>,
+    /// `apply --no-validate`: write sudoers files even where there is no visudo to check them.
+    pub skip_sudoers_validation: bool,
 }
 
 impl Host {
@@ -94,6 +96,7 @@ impl Host {
                 None
             },
             systemd: OnceCell::new(),
+            skip_sudoers_validation: false,
         })
     }
 

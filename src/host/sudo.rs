@@ -1,24 +1,68 @@
-//! `visudo`, the only external program on the agent's path, run only when a sudoers file is about
-//! to be written: a sudoers file with a syntax error makes sudo refuse to run at all, for everyone.
+//! The sudo programs the agent runs, each bounded by a timeout: `visudo` to validate a sudoers
+//! file before it is written (a sudoers file with a syntax error makes sudo refuse to run at all,
+//! for everyone), and on a live host `sudo -l -U USER`, to ask sudo itself what it grants.
 
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{Host, HostError};
 
+/// visudo parses one small file; 30 s means it hangs (a stuck NSS lookup, a FIFO include).
+pub const VISUDO_TIMEOUT: Duration = Duration::from_secs(30);
+const SUDO_LIST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// visudo's answer on a sudoers text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validity {
+    Valid,
+    /// visudo's own message.
+    Invalid(String),
+    /// No visudo on this machine.
+    Unavailable,
+}
+
+/// What `sudo -l -U USER` shows, reduced to what the reader can be compared on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// A command line shown with `NOPASSWD:`.
+    pub nopasswd: bool,
+    /// `!authenticate` among the Defaults shown.
+    pub no_authenticate: bool,
+}
+
 impl Host {
-    /// `visudo -c -f FILE` on a candidate file (a host path). `Ok(false)` when no visudo exists.
-    pub fn visudo_check_file(&self, host_path: &Path) -> Result<bool, HostError> {
+    /// `visudo -c -f -` on a sudoers text (given on stdin: nothing outside the root is read).
+    pub fn visudo_validate(&self, text: &[u8]) -> Result<Validity, HostError> {
         let Some(visudo) = self.program("visudo") else {
+            return Ok(Validity::Unavailable);
+        };
+        let mut command = Command::new(&visudo);
+        command.args(["-c", "-f", "-"]);
+        let ran = run_bounded(&mut command, Some(text), VISUDO_TIMEOUT)?;
+        if ran.status.success() {
+            return Ok(Validity::Valid);
+        }
+        // The errors, not the warnings about unused aliases that come with them.
+        let errors: Vec<String> = ran
+            .reason()
+            .lines()
+            .filter(|l| !l.starts_with("Warning:") && !l.ends_with("parsed OK"))
+            .map(str::to_owned)
+            .collect();
+        Ok(Validity::Invalid(errors.join("; ")))
+    }
+
+    /// `visudo -c -f FILE` on a candidate file (a host path). `Ok(false)`: not validated because
+    /// the run was asked not to (`--no-validate`); a missing visudo is otherwise an error.
+    pub fn visudo_check_file(&self, host_path: &Path) -> Result<bool, HostError> {
+        let Some(visudo) = self.visudo_or_refuse()? else {
             return Ok(false);
         };
-        run_visudo(
-            Command::new(&visudo)
-                .arg("-c")
-                .arg("-q")
-                .arg("-f")
-                .arg(host_path),
-        )?;
+        let mut command = Command::new(&visudo);
+        command.arg("-c").arg("-f").arg(host_path);
+        refuse_unless_ok(&mut command)?;
         Ok(true)
     }
 
@@ -28,27 +72,218 @@ impl Host {
         if !self.is_live() {
             return Ok(false);
         }
-        let Some(visudo) = self.program("visudo") else {
+        let Some(visudo) = self.visudo_or_refuse()? else {
             return Ok(false);
         };
-        run_visudo(Command::new(&visudo).arg("-c").arg("-q"))?;
+        refuse_unless_ok(Command::new(&visudo).arg("-c"))?;
         Ok(true)
+    }
+
+    fn visudo_or_refuse(&self) -> Result<Option<std::path::PathBuf>, HostError> {
+        match self.program("visudo") {
+            Some(visudo) => Ok(Some(visudo)),
+            None if self.skip_sudoers_validation => Ok(None),
+            None => Err(HostError::Refused(format!(
+                "visudo is not installed {}, so the sudoers file cannot be validated before it \
+                 is written; install sudo there, or pass --no-validate to write it unvalidated",
+                if self.is_live() {
+                    "on this host"
+                } else {
+                    "on this build machine"
+                }
+            ))),
+        }
+    }
+
+    /// `sudo -n -l -U user` on the running system. `Err` with a reason when there is no sudo
+    /// or it cannot answer.
+    pub fn sudo_list(&self, user: &str) -> Result<Listing, String> {
+        if !self.is_live() {
+            return Err("not the running system".into());
+        }
+        let sudo = self
+            .program("sudo")
+            .ok_or_else(|| "sudo is not installed".to_owned())?;
+        let mut command = Command::new(&sudo);
+        command.args(["-n", "-l", "-U", user]).env("LC_ALL", "C");
+        let ran = run_bounded(&mut command, None, SUDO_LIST_TIMEOUT).map_err(|e| e.to_string())?;
+        if !ran.status.success() {
+            return Err(format!("`sudo -l -U {user}` failed: {}", ran.reason()));
+        }
+        Ok(parse_listing(&String::from_utf8_lossy(&ran.stdout)))
     }
 }
 
-fn run_visudo(command: &mut Command) -> Result<(), HostError> {
-    let shown = format!("{command:?}");
-    let output = command
-        .output()
-        .map_err(|e| HostError::io("run", &shown, e))?;
-    if output.status.success() {
+/// Reads `sudo -l` output: the Defaults sections come first, then "User … may run the following
+/// commands on …:" and one line per privilege, tags as `NOPASSWD:`.
+pub fn parse_listing(text: &str) -> Listing {
+    let mut listing = Listing {
+        nopasswd: false,
+        no_authenticate: false,
+    };
+    let mut in_commands = false;
+    for line in text.lines() {
+        if line.starts_with("User ") {
+            in_commands = line.contains(" may run the following commands");
+            continue;
+        }
+        if in_commands {
+            listing.nopasswd |= line.contains("NOPASSWD:");
+        } else if line.starts_with(char::is_whitespace) {
+            listing.no_authenticate |= line
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .any(|word| word == "!authenticate");
+        }
+    }
+    listing
+}
+
+struct Ran {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    shown: String,
+}
+
+impl Ran {
+    /// What the program said about its failure (stderr, else stdout), never empty.
+    fn reason(&self) -> String {
+        let mut reason = String::from_utf8_lossy(&self.stderr).trim().to_owned();
+        if reason.is_empty() {
+            reason = String::from_utf8_lossy(&self.stdout).trim().to_owned();
+        }
+        if reason.is_empty() {
+            reason = format!("{} exited with {}", self.shown, self.status);
+        }
+        reason
+    }
+}
+
+fn refuse_unless_ok(command: &mut Command) -> Result<(), HostError> {
+    let ran = run_bounded(command, None, VISUDO_TIMEOUT)?;
+    if ran.status.success() {
         return Ok(());
     }
-    let mut reason = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    if reason.is_empty() {
-        reason = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    }
     Err(HostError::Refused(format!(
-        "visudo rejected the sudoers configuration ({shown}): {reason}"
+        "visudo rejected the sudoers configuration ({}): {}",
+        ran.shown,
+        ran.reason()
     )))
+}
+
+/// Runs `command` with `input` on stdin; killed when it runs longer than `limit`.
+fn run_bounded(
+    command: &mut Command,
+    input: Option<&[u8]>,
+    limit: Duration,
+) -> Result<Ran, HostError> {
+    let shown = format!("{command:?}");
+    let mut child = command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| HostError::io("run", &shown, e))?;
+    let feed = child.stdin.take().map(|mut stdin| {
+        let input = input.unwrap_or_default().to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
+    });
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| HostError::io("wait for", &shown, e))?
+        {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HostError::Refused(format!(
+                "{shown} did not finish within {} s and was killed",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    if let Some(feed) = feed {
+        let _ = feed.join();
+    }
+    Ok(Ran {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        shown,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sudo_listing_as_sudo_1_9_prints_it() {
+        let text = "Matching Defaults entries for core on vm:\n    env_reset, mail_badpass\n\n\
+                    Runas and Command-specific defaults for core:\n    Defaults>bob !authenticate    \
+                    Defaults!/usr/bin/id !authenticate\n\n\
+                    User core may run the following commands on vm:\n    (ALL) NOPASSWD: /usr/bin/id, PASSWD: ALL\n    (ALL) ALL\n";
+        assert_eq!(
+            parse_listing(text),
+            Listing {
+                nopasswd: true,
+                no_authenticate: true
+            }
+        );
+        let text = "User core may run the following commands on vm:\n    (ALL) ALL\n";
+        assert_eq!(
+            parse_listing(text),
+            Listing {
+                nopasswd: false,
+                no_authenticate: false
+            }
+        );
+        assert!(!parse_listing("User core is not allowed to run sudo on vm.\n").nopasswd);
+    }
+
+    #[test]
+    fn a_program_that_hangs_is_killed_at_the_limit() {
+        let error = run_bounded(
+            Command::new("sleep").arg("5"),
+            None,
+            Duration::from_millis(200),
+        )
+        .err()
+        .expect("sleep 5 cannot finish in 200 ms");
+        assert!(
+            error.to_string().contains("did not finish within"),
+            "{error}"
+        );
+    }
 }
