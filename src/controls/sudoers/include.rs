@@ -227,9 +227,17 @@ impl Source for Recorder<'_> {
     fn dir(&mut self, dir: &Path) -> Result<Vec<OsString>, HostError> {
         let mut regular = Vec::new();
         for name in self.host.fs.list_dir(dir)? {
-            let meta = self.host.fs.stat(&dir.join(&name))?;
-            if meta.is_some_and(|m| m.kind == FileKind::Regular) {
-                regular.push(name);
+            let path = dir.join(&name);
+            match self.host.fs.stat(&path)?.map(|m| m.kind) {
+                Some(FileKind::Regular) => regular.push(name),
+                // sudo passes over a FIFO, socket or device here; the agent refuses to run past
+                // one (it could be a half-made file, and a FIFO would hang a reader): the file
+                // layer's error names what it is.
+                Some(FileKind::Other) => {
+                    self.host.fs.read(&path)?;
+                }
+                // Subdirectories and dangling links: sudo skips them too.
+                _ => {}
             }
         }
         self.seen.dirs.insert(dir.to_path_buf(), regular.clone());
