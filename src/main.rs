@@ -5,9 +5,11 @@ mod cli;
 mod controls;
 mod engine;
 mod host;
+mod journal;
 mod policy;
 mod report;
 mod terminal;
+mod undo;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -37,11 +39,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Apply { dry_run, run } => {
+        Command::Apply {
+            dry_run,
+            confirm_within,
+            boot,
+            run,
+        } => {
             let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
-            run_controls(mode, &run)
+            let journal = undo::ApplyJournal {
+                confirm_within,
+                boot,
+            };
+            run_controls(mode, &run, &journal)
         }
-        Command::Check { run } => run_controls(Mode::Check, &run),
+        Command::Check { run } => run_controls(Mode::Check, &run, &undo::ApplyJournal::default()),
+        Command::Revert(args) => undo::revert(&args),
+        Command::Runs { root, format } => undo::runs(&root, format),
+        Command::Confirm { run_id, root } => undo::confirm(&root, run_id.as_deref()),
         Command::Policy { command } => match command {
             PolicyCommand::Show { source } => show_policy(&source),
             PolicyCommand::Check { files } => check_policies(&files),
@@ -126,9 +140,9 @@ fn open(source: &SourceArgs) -> Result<(Host, policy::Loaded), Failure> {
     Ok((host, loaded))
 }
 
-fn run_controls(mode: Mode, args: &RunArgs) -> Result<u8, Failure> {
-    let (host, loaded) = open(&args.source)?;
-    for id in &args.only {
+/// `--only`'s ids, each one the registry knows.
+fn check_only(only: &[String]) -> Result<(), Failure> {
+    for id in only {
         if !controls::IDS.contains(&id.as_str()) {
             let known: Vec<String> = controls::IDS.iter().map(|s| s.to_string()).collect();
             return Err(Failure::usage(format!(
@@ -138,33 +152,71 @@ fn run_controls(mode: Mode, args: &RunArgs) -> Result<u8, Failure> {
             )));
         }
     }
+    Ok(())
+}
+
+fn run_controls(mode: Mode, args: &RunArgs, journal: &undo::ApplyJournal) -> Result<u8, Failure> {
+    let (host, loaded) = open(&args.source)?;
+    check_only(&args.only)?;
+    let _lock = host::locks::run_lock().map_err(Failure::runtime)?;
+    // The journal's part: runs past their deadline reverted first, held controls, the recorder.
+    let prepared = undo::prepare(&host, &loaded.policy, mode, journal, args.format)?;
     let steps: Vec<_> = controls::all(&loaded.policy)
         .into_iter()
         .filter(|step| args.only.is_empty() || args.only.iter().any(|id| id == step.id()))
+        .map(|step| prepared.hold(step))
         .collect();
-    let _lock = host::locks::run_lock().map_err(Failure::runtime)?;
 
     let mut report = Report::new(
         mode,
         host.root().display().to_string(),
         loaded.sources.clone(),
     );
-    // A report that cannot be written is a failed run (exit 1), though every control ran.
+    let mut code = write_report(
+        &host,
+        &loaded.policy,
+        &steps,
+        &mut report,
+        args.format,
+        |report| {
+            report.journal = undo::journal_ref(&host);
+        },
+    )?;
+    if mode == Mode::Apply {
+        code = code.max(prepared.code);
+    }
+    Ok(code)
+}
+
+/// Runs `steps` and writes the report as the controls finish; `finish` completes the report
+/// before its footer. A report that cannot be written is a failed run (exit 1), though every
+/// control ran.
+fn write_report(
+    host: &Host,
+    policy: &policy::Policy,
+    steps: &[Box<dyn controls::Step>],
+    report: &mut Report,
+    format: Format,
+    finish: impl FnOnce(&mut Report),
+) -> Result<u8, Failure> {
+    let mode = report.mode;
     let stdout = std::io::stdout().lock();
-    let written = match args.format {
+    let written = match format {
         Format::Json => {
-            engine::run(&host, &loaded.policy, &steps, mode, &mut |r| report.push(r));
-            write_json(stdout, &report)
+            engine::run(host, policy, steps, mode, &mut |r| report.push(r));
+            finish(report);
+            write_json(stdout, report)
         }
         Format::Text => {
             // Diffs are what a dry run is for; apply shows them too, check only names the files.
             let mut text = TextWriter::new(stdout, mode != Mode::Check);
-            text.header(&report);
-            engine::run(&host, &loaded.policy, &steps, mode, &mut |r| {
+            text.header(report);
+            engine::run(host, policy, steps, mode, &mut |r| {
                 text.control(&r);
                 report.push(r);
             });
-            text.footer(&report);
+            finish(report);
+            text.footer(report);
             text.finish()
         }
     };
@@ -177,7 +229,7 @@ fn run_controls(mode: Mode, args: &RunArgs) -> Result<u8, Failure> {
     Ok(report.exit_code() as u8)
 }
 
-fn write_json(mut out: impl Write, report: &Report) -> std::io::Result<()> {
+fn write_json(mut out: impl Write, report: &impl serde::Serialize) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut out, report)?;
     writeln!(out)?;
     out.flush()

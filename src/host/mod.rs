@@ -12,7 +12,7 @@ pub mod session;
 pub mod sudo;
 pub mod systemd;
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,8 @@ pub struct Host {
     kernel: Option<Kernel>,
     /// Connected on first use: a run whose controls need no systemd never connects.
     systemd: OnceCell<Result<Systemd, String>>,
+    /// The change journal of an apply; `None` for runs that keep none (check, dry run, revert).
+    pub journal: RefCell<Option<crate::journal::Recorder>>,
 }
 
 impl Host {
@@ -87,6 +89,7 @@ impl Host {
                 None
             },
             systemd: OnceCell::new(),
+            journal: RefCell::new(None),
         })
     }
 

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::values::{self, AbsolutePath, ModprobeFile, ModuleName, SudoersMode};
+use super::values::{self, AbsolutePath, JournalKeep, ModprobeFile, ModuleName, SudoersMode};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub safety: Safety,
+    pub journal: Journal,
     #[serde(rename = "sshd-socket")]
     pub sshd_socket: SshdSocket,
     #[serde(rename = "docker-socket")]
@@ -34,6 +35,15 @@ pub struct Safety {
     /// Apply controls that can cut remote access (mask sshd, core nologin, core's sudo when the
     /// operator is core) even when the agent itself runs over SSH.
     pub allow_remote_lockout: bool,
+}
+
+/// The change journal `revert` reads (`/var/lib/flatcar-harden/runs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Journal {
+    /// How many runs to keep; older ones are deleted (never one awaiting confirmation or
+    /// holding controls).
+    pub keep: JournalKeep,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
