@@ -139,3 +139,101 @@ fn a_missing_run_or_a_damaged_journal_is_exit_2_and_nothing_is_written() {
     );
     assert_eq!(snapshot(root.path()), untouched);
 }
+
+/// The run's `run.json` says `state`, as `revert --deadline` leaves it.
+fn set_state(root: &Path, state: &str) {
+    let dir = fs::read_dir(root.join(RUNS))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = dir.join("run.json");
+    let mut meta: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    meta["state"] = state.into();
+    fs::write(&file, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+}
+
+fn statuses(output: &Output) -> String {
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)));
+    report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["id"].as_str().unwrap(),
+                c["status"].as_str().unwrap()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
+    let root = flatcar();
+    let guide = ["--policy", FULL_GUIDE, "--format", "json"];
+    let applied = run(root.path(), &[&["apply"][..], &guide].concat());
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let reverted = run(root.path(), &["revert", "--last"]);
+    assert_eq!(reverted.status.code(), Some(0), "{}", text(&reverted));
+    // As if the run had been reverted at its confirmation deadline.
+    set_state(root.path(), "held");
+    let held = "sshd-socket=held docker-socket=held core-sudo=held core-login=held \
+                usb-storage=held smt=held selinux=held etcd-locksmith-tls=not-applicable";
+
+    let untouched = snapshot(root.path());
+    let check = run(root.path(), &[&["check"][..], &guide].concat());
+    assert_eq!(check.status.code(), Some(3), "{}", text(&check));
+    assert_eq!(statuses(&check), held);
+    let boot = run(root.path(), &[&["apply", "--boot"][..], &guide].concat());
+    assert_eq!(boot.status.code(), Some(0), "{}", text(&boot));
+    assert_eq!(statuses(&boot), held);
+    assert_eq!(
+        snapshot(root.path()),
+        untouched,
+        "the boot-time apply wrote"
+    );
+
+    let by_hand = run(root.path(), &[&["apply"][..], &guide].concat());
+    assert_eq!(by_hand.status.code(), Some(0), "{}", text(&by_hand));
+    assert!(
+        !statuses(&by_hand).contains("held"),
+        "{}",
+        statuses(&by_hand)
+    );
+    assert!(root.path().join("etc/sudoers.d/core-passwd").exists());
+    let listed = run(root.path(), &["runs", "--format", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(runs["runs"][0]["state"], "released", "{runs}");
+    assert_eq!(runs["runs"][1]["state"], "applied", "{runs}");
+}
+
+#[test]
+fn confirm_and_confirm_within_say_why_they_cannot() {
+    let root = flatcar();
+    let nothing = run(root.path(), &["confirm"]);
+    assert_eq!(nothing.status.code(), Some(1), "{}", text(&nothing));
+    assert!(
+        text(&nothing).contains("no run awaits confirmation"),
+        "{}",
+        text(&nothing)
+    );
+    let untouched = snapshot(root.path());
+    let image = run(
+        root.path(),
+        &["apply", "--policy", FULL_GUIDE, "--confirm-within", "5min"],
+    );
+    assert_eq!(image.status.code(), Some(2), "{}", text(&image));
+    assert!(
+        text(&image).contains("only works on the running system"),
+        "{}",
+        text(&image)
+    );
+    let bad = run(root.path(), &["apply", "--confirm-within", "5 fortnights"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert_eq!(snapshot(root.path()), untouched);
+}

@@ -318,7 +318,10 @@ fn unit_values(unit: &str, key: &str) -> Vec<String> {
 fn the_unit_runs_apply_once_per_boot_sandboxed() {
     let unit = fs::read_to_string(repo().join("systemd/flatcar-harden.service")).unwrap();
     let one = |key: &str| unit_values(&unit, key).join(" ");
-    assert_eq!(one("ExecStart"), "/usr/bin/flatcar-harden apply");
+    assert_eq!(one("ExecStart"), "/usr/bin/flatcar-harden apply --boot");
+    // The change journal is writable under ProtectSystem=strict, and root's alone.
+    assert_eq!(one("StateDirectory"), "flatcar-harden");
+    assert_eq!(one("StateDirectoryMode"), "0700");
     assert_eq!(one("Type"), "oneshot");
     assert_eq!(one("RemainAfterExit"), "yes");
     // The system bus is what the agent reaches systemd through.

@@ -42,9 +42,15 @@ pub fn arm(host: &Host, meta: &RunMeta) -> Result<(), HostError> {
     Ok(())
 }
 
-/// Stops the run's timer, if it is still there.
+/// Stops the run's timer, if it is still there (it is gone once it fired, or after a reboot
+/// that did not re-arm it).
 pub fn disarm(host: &Host, id: &str) -> Result<(), HostError> {
-    host.systemd()?.stop(&format!("{}.timer", timer_name(id)))
+    let timer = format!("{}.timer", timer_name(id));
+    let systemd = host.systemd()?;
+    if systemd.unit_status(&timer)?.load_state == "not-found" {
+        return Ok(());
+    }
+    systemd.stop(&timer)
 }
 
 /// Writes the run's new state.
