@@ -244,3 +244,122 @@ fn a_damaged_journal_is_refused_naming_the_file_and_what_is_wrong() {
         assert!(why.contains(reason), "{what}: {why}");
     }
 }
+
+/// A control that rewrites /etc/motd and says that costs remote access.
+struct Motd;
+
+struct Always;
+
+impl crate::controls::Managed for Always {
+    fn is_unmanaged(&self) -> bool {
+        false
+    }
+}
+
+impl crate::controls::Control for Motd {
+    const ID: &'static str = "core-login";
+    const TITLE: &'static str = "motd";
+    type Section = Always;
+    type State = FileState;
+    fn section(&self) -> &Always {
+        &Always
+    }
+    fn observe(&self, host: &Host) -> Result<FileState, crate::controls::ControlError> {
+        Ok(FileState::observe(host, Path::new("/etc/motd"))?)
+    }
+    fn plan(
+        &self,
+        found: &FileState,
+    ) -> Result<crate::controls::Plan, crate::controls::ControlError> {
+        let mut plan = crate::controls::Plan::managed("motd");
+        let spec = FileSpec {
+            content: b"new\n".to_vec(),
+            mode: 0o644,
+            owner: crate::host::fs::Owner {
+                uid: found.meta.map_or(0, |m| m.uid),
+                gid: found.meta.map_or(0, |m| m.gid),
+            },
+            parent_mode: 0o755,
+        };
+        plan.actions
+            .extend(FileWrite::plan(found, spec, Validation::None).map(Action::WriteFile));
+        Ok(plan)
+    }
+    fn lockout_risk(&self, _session: &crate::host::session::Session) -> Option<String> {
+        Some("core loses its way in".into())
+    }
+}
+
+/// An apply with `--confirm-within` over SSH whose timer arming is `arm`; the motd's content
+/// when `arm` ran is put in `seen`.
+fn confirm_apply(
+    arm_result: Result<(), String>,
+) -> (
+    tempfile::TempDir,
+    crate::report::ControlReport,
+    Option<Vec<u8>>,
+) {
+    use std::rc::Rc;
+    let (root, mut host) = journaled();
+    host.session.over_ssh = Some("SSH_CONNECTION is set".into());
+    let seen = Rc::new(std::cell::RefCell::new(None));
+    let motd = root.path().join("etc/motd");
+    let arm_seen = Rc::clone(&seen);
+    let arm: super::record::Arm = Box::new(move |_host, meta| {
+        assert!(meta.deadline.is_some());
+        *arm_seen.borrow_mut() = Some(fs::read(&motd).unwrap());
+        arm_result.clone().map_err(crate::host::HostError::Refused)
+    });
+    let recorder = super::Recorder::new("test".into(), 20)
+        .confirm_within(std::time::Duration::from_secs(60), arm);
+    host.journal.replace(Some(recorder));
+    let steps: Vec<Box<dyn crate::controls::Step>> = vec![Box::new(Motd)];
+    let mut reports = Vec::new();
+    crate::engine::run(
+        &host,
+        &crate::policy::Policy::default(),
+        &steps,
+        crate::report::Mode::Apply,
+        &mut |r| reports.push(r),
+    );
+    let seen = seen.borrow().clone();
+    (root, reports.pop().unwrap(), seen)
+}
+
+#[test]
+fn the_timer_is_armed_before_the_first_change_and_the_report_says_what_comes_back() {
+    let (root, report, seen) = confirm_apply(Ok(()));
+    assert_eq!(
+        seen.as_deref(),
+        Some(&b"old\n"[..]),
+        "armed after the change"
+    );
+    assert_eq!(report.status, crate::report::Status::Changed, "{report:?}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("core loses its way in; it comes back by itself 60s")),
+        "{report:?}"
+    );
+    assert_eq!(fs::read(root.path().join("etc/motd")).unwrap(), b"new\n");
+}
+
+#[test]
+fn a_timer_that_cannot_be_armed_changes_nothing() {
+    let (root, report, seen) = confirm_apply(Err("no bus".into()));
+    assert!(seen.is_some());
+    assert_eq!(report.status, crate::report::Status::Failed, "{report:?}");
+    assert!(
+        report.summary.contains("cannot arm the confirmation timer"),
+        "{}",
+        report.summary
+    );
+    assert_eq!(fs::read(root.path().join("etc/motd")).unwrap(), b"old\n");
+    let runs = root.path().join("var/lib/flatcar-harden/runs");
+    assert_eq!(
+        fs::read_dir(runs).unwrap().count(),
+        0,
+        "the run was left behind"
+    );
+}
