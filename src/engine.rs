@@ -98,6 +98,7 @@ fn settled(step: &dyn Step, plan: &Plan) -> ControlReport {
     let status = match plan.disposition {
         Disposition::Unmanaged => Status::Skipped,
         Disposition::NotApplicable => Status::NotApplicable,
+        Disposition::Held => Status::Held,
         Disposition::Managed if !plan.problems.is_empty() => Status::Failed,
         Disposition::Managed if !plan.pending.is_empty() => Status::PendingReboot,
         Disposition::Managed => Status::Compliant,
@@ -172,13 +173,20 @@ fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlRe
     if plan.actions.is_empty() {
         return settled(step, &plan);
     }
-    if let Some(refusal) = lockout(host, policy, step) {
-        let mut report = failed(step, refusal);
-        report.changes = plan.actions.iter().map(Action::change).collect();
-        return report;
+    // With `--confirm-within`, a timer gives back whatever this takes away (see confirm_note).
+    let comes_back = confirm_note(host, step);
+    if comes_back.is_none() {
+        if let Some(refusal) = lockout(host, policy, step) {
+            let mut report = failed(step, refusal);
+            report.changes = plan.actions.iter().map(Action::change).collect();
+            return report;
+        }
     }
     info!("{}: {}", step.id(), plan.summary);
     let changes: Vec<Change> = plan.actions.iter().map(Action::change).collect();
+    if let Some(journal) = host.journal.borrow_mut().as_mut() {
+        journal.set_control(step.id());
+    }
     let outcomes = match step.apply(host, &plan) {
         Ok(outcomes) => outcomes,
         Err(error) => return failed(step, error.to_string()),
@@ -231,10 +239,29 @@ fn apply(host: &Host, policy: &Policy, step: &dyn Step, plan: Plan) -> ControlRe
         base(step, Status::Changed, plan.summary.clone())
     };
     report.changes = changes;
+    report.notes.extend(comes_back);
     report.notes.extend(pending);
     report.notes.extend(after.pending.iter().cloned());
     report.notes.extend(plan.notes);
     report
+}
+
+/// `apply --confirm-within` over SSH: a lockout-class change goes ahead without
+/// `allow_remote_lockout`, because the armed timer reverts it unless confirmed. The note names
+/// what is lost and when it comes back. `None`: no timer on this run, or nothing at stake.
+fn confirm_note(host: &Host, step: &dyn Step) -> Option<String> {
+    let window = host.journal.borrow().as_ref()?.window()?;
+    let loss = step.lockout_risk(&host.session)?;
+    let origin = match host.session.origin() {
+        Origin::Local(_) => return None,
+        Origin::Remote(why) => format!("this run comes over SSH ({why})"),
+        Origin::Unknown(why) => format!("this run may come over SSH ({why})"),
+    };
+    Some(format!(
+        "{origin} and {loss}; it comes back by itself {}s after \
+         its first change unless `flatcar-harden confirm` is run first",
+        window.as_secs()
+    ))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub fn message_id(status: Status) -> &'static str {
         Status::NotApplicable => "8f66589e61c54d449039f5a60982cac4",
         Status::Skipped => "5fb054973dc247448acceff320c9f500",
         Status::Failed => "8e11b5ed339d446ebf512958a86351de",
+        Status::Held => "1c5c8ffbccd44e91a004ef407391def8",
     }
 }
 

@@ -20,6 +20,8 @@ fn verdict(mode: Mode, status: Status) -> Verdict {
     match status {
         Status::Failed => Verdict::Failure,
         Status::WouldChange if mode == Mode::Check => Verdict::Failure,
+        // Reverted after an unconfirmed change and waiting for the operator: not as the policy says.
+        Status::Held => Verdict::Failure,
         Status::Skipped | Status::NotApplicable => Verdict::Skipped,
         _ => Verdict::Passed,
     }

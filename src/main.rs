@@ -4,12 +4,14 @@ mod cli;
 mod controls;
 mod engine;
 mod host;
+mod journal;
 mod journal_fields;
 mod junit;
 mod metrics;
 mod policy;
 mod report;
 mod terminal;
+mod undo;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -35,12 +37,23 @@ fn main() -> ExitCode {
         Command::Apply {
             dry_run,
             no_validate,
+            confirm_within,
+            boot,
             run,
         } => {
             let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
-            run_controls(mode, &run, no_validate)
+            let journal = undo::ApplyJournal {
+                confirm_within,
+                boot,
+            };
+            run_controls(mode, &run, no_validate, &journal)
         }
-        Command::Check { run } => run_controls(Mode::Check, &run, false),
+        Command::Check { run } => {
+            run_controls(Mode::Check, &run, false, &undo::ApplyJournal::default())
+        }
+        Command::Revert(args) => undo::revert(&args),
+        Command::Runs { root, format } => undo::runs(&root, format),
+        Command::Confirm { run_id, root } => undo::confirm(&root, run_id.as_deref()),
         Command::Policy { command } => match command {
             PolicyCommand::Show { source } => show_policy(&source),
             PolicyCommand::Check { files } => check_policies(&files),
@@ -134,7 +147,27 @@ fn open(source: &SourceArgs) -> Result<(Host, policy::Loaded), Failure> {
     Ok((host, loaded))
 }
 
-fn run_controls(mode: Mode, args: &RunArgs, no_validate: bool) -> Result<u8, Failure> {
+/// `--only`'s ids, each one the registry knows.
+fn check_only(only: &[String]) -> Result<(), Failure> {
+    for id in only {
+        if !controls::IDS.contains(&id.as_str()) {
+            let known: Vec<String> = controls::IDS.iter().map(|s| s.to_string()).collect();
+            return Err(Failure::usage(format!(
+                "--only: no control `{id}`{} (controls: {})",
+                policy::did_you_mean(id, &known),
+                controls::IDS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn run_controls(
+    mode: Mode,
+    args: &RunArgs,
+    no_validate: bool,
+    journal: &undo::ApplyJournal,
+) -> Result<u8, Failure> {
     let started = Instant::now();
     // A run that cannot read its policy leaves the metrics file as it was, and says so.
     let (mut host, loaded) = open(&args.source).map_err(|mut failure| {
@@ -147,71 +180,38 @@ fn run_controls(mode: Mode, args: &RunArgs, no_validate: bool) -> Result<u8, Fai
         failure
     })?;
     host.skip_sudoers_validation = no_validate;
-    for id in &args.only {
-        if !controls::IDS.contains(&id.as_str()) {
-            let known: Vec<String> = controls::IDS.iter().map(|s| s.to_string()).collect();
-            return Err(Failure::usage(format!(
-                "--only: no control `{id}`{} (controls: {})",
-                policy::did_you_mean(id, &known),
-                controls::IDS.join(", ")
-            )));
-        }
-    }
+    check_only(&args.only)?;
+    let _lock = host::locks::run_lock().map_err(Failure::runtime)?;
+    // The journal's part: runs past their deadline reverted first, held controls, the recorder.
+    let prepared = undo::prepare(&host, &loaded.policy, mode, journal, args.format)?;
     let steps: Vec<_> = controls::all(&loaded.policy)
         .into_iter()
         .filter(|step| args.only.is_empty() || args.only.iter().any(|id| id == step.id()))
+        .map(|step| prepared.hold(step))
         .collect();
-    let _lock = host::locks::run_lock().map_err(Failure::runtime)?;
 
     let mut report = Report::new(
         mode,
         host.root().display().to_string(),
         loaded.sources.clone(),
     );
-    let journal = journal_fields::Journal::from_env();
-    let record = |r: &report::ControlReport| {
-        if let Some(journal) = &journal {
-            journal.record(mode, r);
-        }
+    let written = write_report(
+        &host,
+        &loaded.policy,
+        &steps,
+        &mut report,
+        args.format,
+        |report| {
+            report.journal = undo::journal_ref(&host);
+        },
+    );
+    let (mut code, failure) = match written {
+        Ok(code) => (code, None),
+        Err(failure) => (1, Some(failure)),
     };
-    // A report that cannot be written is a failed run (exit 1), though every control ran.
-    let written = match args.format {
-        Format::Json | Format::Junit => {
-            engine::run(&host, &loaded.policy, &steps, mode, &mut |r| {
-                record(&r);
-                report.push(r)
-            });
-            let stdout = std::io::stdout().lock();
-            if args.format == Format::Json {
-                write_json(stdout, &report)
-            } else {
-                let xml = junit::render(&report, started.elapsed(), &hostname());
-                write_all(stdout, xml.as_bytes())
-            }
-        }
-        Format::Text => {
-            // Diffs are what a dry run is for; apply shows them too, check only names the files.
-            let mut text = TextWriter::new(std::io::stdout().lock(), mode != Mode::Check);
-            text.header(&report);
-            engine::run(&host, &loaded.policy, &steps, mode, &mut |r| {
-                text.control(&r);
-                record(&r);
-                report.push(r);
-            });
-            text.footer(&report);
-            text.finish()
-        }
-    };
-    let (code, failure) = match written {
-        Ok(()) => (report.exit_code() as u8, None),
-        Err(e) => (
-            1,
-            Some(Failure::runtime(format!(
-                "cannot write the report to stdout: {e} (the run itself finished: {})",
-                report.counts()
-            ))),
-        ),
-    };
+    if mode == Mode::Apply {
+        code = code.max(prepared.code);
+    }
     // `[report] metrics_file` names a file on this machine: it counts when the policy is this
     // machine's (the live host's, or `--policy FILE`), not when it comes from an image under
     // --root, whose policy is meant for the node that boots it.
@@ -248,6 +248,63 @@ fn run_controls(mode: Mode, args: &RunArgs, no_validate: bool) -> Result<u8, Fai
     }
 }
 
+/// Runs `steps` and writes the report as the controls finish (and, under systemd, a journal
+/// entry per control); `finish` completes the report before its footer. A report that cannot be
+/// written is a failed run (exit 1), though every control ran.
+fn write_report(
+    host: &Host,
+    policy: &policy::Policy,
+    steps: &[Box<dyn controls::Step>],
+    report: &mut Report,
+    format: Format,
+    finish: impl FnOnce(&mut Report),
+) -> Result<u8, Failure> {
+    let started = Instant::now();
+    let mode = report.mode;
+    let journal = journal_fields::Journal::from_env();
+    let record = |r: &report::ControlReport| {
+        if let Some(journal) = &journal {
+            journal.record(mode, r);
+        }
+    };
+    let written = match format {
+        Format::Json | Format::Junit => {
+            engine::run(host, policy, steps, mode, &mut |r| {
+                record(&r);
+                report.push(r)
+            });
+            finish(report);
+            let stdout = std::io::stdout().lock();
+            if format == Format::Json {
+                write_json(stdout, report)
+            } else {
+                let xml = junit::render(report, started.elapsed(), &hostname());
+                write_all(stdout, xml.as_bytes())
+            }
+        }
+        Format::Text => {
+            // Diffs are what a dry run is for; apply shows them too, check only names the files.
+            let mut text = TextWriter::new(std::io::stdout().lock(), mode != Mode::Check);
+            text.header(report);
+            engine::run(host, policy, steps, mode, &mut |r| {
+                text.control(&r);
+                record(&r);
+                report.push(r);
+            });
+            finish(report);
+            text.footer(report);
+            text.finish()
+        }
+    };
+    written.map_err(|e| {
+        Failure::runtime(format!(
+            "cannot write the report to stdout: {e} (the run itself finished: {})",
+            report.counts()
+        ))
+    })?;
+    Ok(report.exit_code() as u8)
+}
+
 fn write_metrics(path: &Path, run: &metrics::Run) -> Result<(), metrics::MetricsError> {
     let previous = metrics::read_previous(path);
     metrics::write_atomic(path, &metrics::render(run, &previous))
@@ -265,7 +322,7 @@ fn write_all(mut out: impl Write, bytes: &[u8]) -> std::io::Result<()> {
     out.flush()
 }
 
-fn write_json(mut out: impl Write, report: &Report) -> std::io::Result<()> {
+fn write_json(mut out: impl Write, report: &impl serde::Serialize) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut out, report)?;
     writeln!(out)?;
     out.flush()

@@ -17,17 +17,21 @@ pub enum Status {
     PendingReboot,
     NotApplicable,
     Skipped,
+    /// Reverted after an unconfirmed `apply --confirm-within`; left alone until the operator
+    /// applies by hand or confirms that run.
+    Held,
     Failed,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Compliant,
         Status::Changed,
         Status::WouldChange,
         Status::PendingReboot,
         Status::NotApplicable,
         Status::Skipped,
+        Status::Held,
         Status::Failed,
     ];
 
@@ -39,6 +43,7 @@ impl Status {
             Status::PendingReboot => "pending-reboot",
             Status::NotApplicable => "not-applicable",
             Status::Skipped => "skipped",
+            Status::Held => "held",
             Status::Failed => "failed",
         }
     }
@@ -99,6 +104,21 @@ pub struct Report {
     pub policy_sources: Vec<String>,
     pub controls: Vec<ControlReport>,
     pub summary: BTreeMap<&'static str, usize>,
+    /// `revert`: the run being reverted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverts: Option<String>,
+    /// `apply`: the journal entry this run's changes were recorded in (none if nothing changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalRef>,
+}
+
+/// Where an apply's changes were journaled, and until when it awaits confirmation.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalRef {
+    pub run: String,
+    /// `--confirm-within`: when the run is reverted unless confirmed (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_by: Option<String>,
 }
 
 impl Report {
@@ -110,6 +130,8 @@ impl Report {
             policy_sources,
             controls: Vec::new(),
             summary: Status::ALL.iter().map(|s| (s.as_str(), 0)).collect(),
+            reverts: None,
+            journal: None,
         }
     }
 
@@ -132,12 +154,14 @@ impl Report {
         counts.join(", ")
     }
 
-    /// 0 success, 1 a control failed, 3 `check` found drift (2 is for usage and policy errors,
-    /// which never get this far).
+    /// 0 success, 1 a control failed, 3 `check` found drift or held controls (2 is for usage and
+    /// policy errors, which never get this far).
     pub fn exit_code(&self) -> i32 {
         if self.count(Status::Failed) > 0 {
             1
-        } else if self.mode == Mode::Check && self.count(Status::WouldChange) > 0 {
+        } else if self.mode == Mode::Check
+            && self.count(Status::WouldChange) + self.count(Status::Held) > 0
+        {
             3
         } else {
             0
@@ -177,6 +201,20 @@ impl<W: Write> TextWriter<W> {
     }
 
     pub fn header(&mut self, report: &Report) {
+        if let Some(run) = &report.reverts {
+            let dry = if report.mode == Mode::DryRun {
+                " --dry-run"
+            } else {
+                ""
+            };
+            let line = format!(
+                "flatcar-harden {} revert{dry} of run {} on {}",
+                env!("CARGO_PKG_VERSION"),
+                escape(run),
+                escape(&report.root)
+            );
+            return self.emit(&[line]);
+        }
         let line = format!(
             "flatcar-harden {} {} on {} (policy: {})",
             env!("CARGO_PKG_VERSION"),
@@ -222,7 +260,21 @@ impl<W: Write> TextWriter<W> {
             Mode::DryRun | Mode::Check => " (nothing was written)",
             _ => "",
         };
-        self.emit(&[format!("summary: {}{nothing}", report.counts())]);
+        let mut lines = vec![format!("summary: {}{nothing}", report.counts())];
+        if let Some(journal) = &report.journal {
+            lines.push(match &journal.confirm_by {
+                Some(by) => format!(
+                    "journal: run {0}; reverted at {by} unless `flatcar-harden confirm {0}` \
+                     is run first",
+                    escape(&journal.run)
+                ),
+                None => format!(
+                    "journal: run {0} (`flatcar-harden revert {0}` undoes it)",
+                    escape(&journal.run)
+                ),
+            });
+        }
+        self.emit(&lines);
     }
 
     /// The first write error, if any.

@@ -121,7 +121,7 @@ fn check_writes_metrics_promtool_accepts_with_one_status_per_control_at_1() {
         expected.keys().collect::<Vec<_>>()
     );
     for (control, series) in &found {
-        assert_eq!(series.len(), 7, "{control}");
+        assert_eq!(series.len(), 8, "{control}: one series per status");
         let at_1: Vec<_> = series.iter().filter(|(_, v)| v == "1").collect();
         assert_eq!(at_1.len(), 1, "{control}");
         assert_eq!(at_1[0].0, expected[control], "{control}");
@@ -476,15 +476,18 @@ fn the_check_unit_only_checks_and_writes_the_file_the_boot_apply_writes() {
     assert_eq!(
         unit_values(&apply, "ExecStart"),
         [format!(
-            "/usr/bin/flatcar-harden apply --metrics-file {UNIT_METRICS}"
+            "/usr/bin/flatcar-harden apply --boot --metrics-file {UNIT_METRICS}"
         )]
     );
-    for unit in [&check, &apply] {
-        assert_eq!(
-            unit_values(unit, "StateDirectory"),
-            ["node_exporter/textfile_collector"]
-        );
-    }
+    assert_eq!(
+        unit_values(&check, "StateDirectory"),
+        ["node_exporter/textfile_collector"]
+    );
+    // The boot apply writes the same file, and its change journal.
+    assert_eq!(
+        unit_values(&apply, "StateDirectory"),
+        ["flatcar-harden node_exporter/textfile_collector"]
+    );
     assert_eq!(unit_values(&check, "Type"), ["oneshot"]);
     assert_eq!(unit_values(&check, "SuccessExitStatus"), ["3"]);
     assert_eq!(unit_values(&check, "ProtectSystem"), ["strict"]);

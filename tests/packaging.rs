@@ -348,9 +348,16 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
     let one = |key: &str| unit_values(&unit, key).join(" ");
     assert_eq!(
         one("ExecStart"),
-        "/usr/bin/flatcar-harden apply --metrics-file \
+        "/usr/bin/flatcar-harden apply --boot --metrics-file \
          /var/lib/node_exporter/textfile_collector/flatcar-harden.prom"
     );
+    // The change journal and the metrics directory are writable under ProtectSystem=strict; the
+    // journal keeps its runs/ root-only itself.
+    assert_eq!(
+        one("StateDirectory"),
+        "flatcar-harden node_exporter/textfile_collector"
+    );
+    assert_eq!(one("StateDirectoryMode"), "0755");
     assert_eq!(one("Type"), "oneshot");
     assert_eq!(one("RemainAfterExit"), "yes");
     // The system bus is what the agent reaches systemd through.

@@ -21,6 +21,7 @@ mod usb_storage;
 
 pub use file_write::{FileState, FileWrite, Validation};
 pub use plan::{execute, Action, Disposition, Outcome, Plan};
+pub use units::UnitAction;
 
 use crate::host::session::Session;
 use crate::host::{Host, HostError};
@@ -144,7 +145,7 @@ mod tests {
             .unwrap()
             .keys()
             .map(String::as_str)
-            .filter(|key| !["safety", "report"].contains(key))
+            .filter(|key| !["safety", "report", "journal"].contains(key))
             .collect();
         let mut ids: Vec<&str> = IDS.to_vec();
         ids.sort();

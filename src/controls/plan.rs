@@ -1,6 +1,8 @@
 //! The plan vocabulary: what a control found ([`Plan`], [`Disposition`]), the changes it wants
 //! ([`Action`]), what became of them ([`Outcome`]), and the executor that carries them out.
 
+use std::path::PathBuf;
+
 use super::units;
 use super::{ControlError, FileWrite};
 use crate::host::kmod::Unload;
@@ -16,6 +18,9 @@ pub enum Disposition {
     Unmanaged,
     /// Nothing to govern on this host (no core user, no docker.socket).
     NotApplicable,
+    /// Reverted because an `apply --confirm-within` was not confirmed: left as it is until the
+    /// operator applies by hand or confirms that run.
+    Held,
 }
 
 /// What a control found and what it would do about it.
@@ -64,6 +69,14 @@ pub enum Action {
     },
     /// systemd units: mask, reload, stop, … (see `units.rs`).
     Unit(units::UnitAction),
+    /// Remove the file at `path` (`before`: its content, for the diff), then each of
+    /// `empty_dirs` (innermost first) if nothing is left in it: a revert taking away a file its
+    /// run created, and the directories created for it.
+    RemoveFile {
+        path: PathBuf,
+        before: Option<Vec<u8>>,
+        empty_dirs: Vec<PathBuf>,
+    },
 }
 
 /// What became of one action.
@@ -86,6 +99,33 @@ impl Action {
                 diff: None,
                 detail: "delete_module, as modprobe -r".to_owned(),
             },
+            Action::RemoveFile {
+                path,
+                before,
+                empty_dirs,
+            } => {
+                let shown = path.display().to_string();
+                let diff = before.as_deref().filter(|b| !b.is_empty()).map(|old| {
+                    similar::TextDiff::from_lines(String::from_utf8_lossy(old).as_ref(), "")
+                        .unified_diff()
+                        .context_radius(3)
+                        .header(&shown, "/dev/null")
+                        .to_string()
+                });
+                let mut detail = "remove".to_owned();
+                if !empty_dirs.is_empty() {
+                    let dirs: Vec<String> =
+                        empty_dirs.iter().map(|d| d.display().to_string()).collect();
+                    detail.push_str(&format!(", then {} if empty", dirs.join(", ")));
+                }
+                Change {
+                    kind: "remove-file",
+                    path: Some(shown),
+                    target: None,
+                    diff,
+                    detail,
+                }
+            }
             Action::WriteKernelSetting {
                 path,
                 value,
@@ -101,10 +141,12 @@ impl Action {
     }
 }
 
-/// Carries out actions in order; the first error stops this control (others still run).
+/// Carries out actions in order; the first error stops this control (others still run). Before
+/// each action, the journal (when a run keeps one) records the prior state of what it touches.
 pub fn execute(host: &Host, actions: &[Action]) -> Result<Vec<Outcome>, ControlError> {
     let mut outcomes = Vec::with_capacity(actions.len());
     for action in actions {
+        crate::journal::before(host, action)?;
         let outcome = match action {
             Action::WriteFile(write) => {
                 write.apply(host)?;
@@ -122,6 +164,15 @@ pub fn execute(host: &Host, actions: &[Action]) -> Result<Vec<Outcome>, ControlE
                      rule keeps it out"
                     )),
                 }
+            }
+            Action::RemoveFile {
+                path, empty_dirs, ..
+            } => {
+                host.fs.remove(path)?;
+                for dir in empty_dirs {
+                    host.fs.remove_empty_dir(dir)?;
+                }
+                Outcome::Done
             }
             Action::WriteKernelSetting { path, value, .. } => {
                 running_kernel(host, &format!("write `{value}` to"), path)?.write(path, value)?;

@@ -13,7 +13,7 @@ pub mod session;
 pub mod sudo;
 pub mod systemd;
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +60,8 @@ pub struct Host {
     systemd: OnceCell<Result<Systemd, String>>,
     /// `apply --no-validate`: write sudoers files even where there is no visudo to check them.
     pub skip_sudoers_validation: bool,
+    /// The change journal of an apply; `None` for runs that keep none (check, dry run, revert).
+    pub journal: RefCell<Option<crate::journal::Recorder>>,
 }
 
 impl Host {
@@ -97,6 +99,7 @@ impl Host {
             },
             systemd: OnceCell::new(),
             skip_sudoers_validation: false,
+            journal: RefCell::new(None),
         })
     }
 

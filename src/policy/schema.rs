@@ -1,17 +1,18 @@
-//! The policy's schema: one section per control, plus `[safety]` and `[report]`. What each key may hold is
+//! The policy's schema: one section per control, plus `[safety]`, `[report]` and `[journal]`. What each key may hold is
 //! checked while it is read (values.rs); the shapes serde alone would let through, in strict.rs.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::values::{self, AbsolutePath, ModprobeFile, ModuleName, SudoersMode};
+use super::values::{self, AbsolutePath, JournalKeep, ModprobeFile, ModuleName, SudoersMode};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub safety: Safety,
     pub report: ReportSettings,
+    pub journal: Journal,
     #[serde(rename = "sshd-socket")]
     pub sshd_socket: SshdSocket,
     #[serde(rename = "docker-socket")]
@@ -45,6 +46,15 @@ pub struct ReportSettings {
     /// the machine that runs the agent, never under `--root`. Unset: no metrics.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_file: Option<AbsolutePath>,
+}
+
+/// The change journal `revert` reads (`/var/lib/flatcar-harden/runs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Journal {
+    /// How many runs to keep; older ones are deleted (never one awaiting confirmation or
+    /// holding controls).
+    pub keep: JournalKeep,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

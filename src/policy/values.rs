@@ -246,6 +246,28 @@ impl<'de> Deserialize<'de> for SudoersMode {
     }
 }
 
+/// How many runs the journal keeps: 1 to 1000, 20 by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct JournalKeep(pub u32);
+
+impl Default for JournalKeep {
+    fn default() -> Self {
+        JournalKeep(20)
+    }
+}
+
+impl<'de> Deserialize<'de> for JournalKeep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let keep = i64::deserialize(d)?;
+        match u32::try_from(keep) {
+            Ok(keep @ 1..=1000) => Ok(JournalKeep(keep)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{keep} runs: keep between 1 and 1000 (revert needs the run it undoes)"
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

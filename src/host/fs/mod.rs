@@ -138,3 +138,9 @@ fn split(path: &Path) -> Result<(&Path, &OsStr), HostError> {
         }),
     }
 }
+
+/// Whether `name` is one of the agent's own temporaries (what an interrupted write leaves), for
+/// readers of directories only the agent writes (the journal).
+pub fn is_temporary(name: &OsStr) -> bool {
+    temp::is_own_temporary(name)
+}

@@ -126,6 +126,25 @@ impl RootFs {
         }
     }
 
+    /// Creates the directory at `path` with `mode` if it is missing (missing parents get 0755);
+    /// an existing one is left as it is.
+    pub fn ensure_dir(&self, path: &Path, mode: u32) -> Result<(), HostError> {
+        self.create_dir_all(path, mode).map(drop)
+    }
+
+    /// Removes the directory at `path` if it is empty (a directory a run created); `false` if
+    /// something is in it or it is not there.
+    pub fn remove_empty_dir(&self, path: &Path) -> Result<bool, HostError> {
+        let Some((dir, name)) = self.open_parent(path)? else {
+            return Ok(false);
+        };
+        match unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::RemoveDir) {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) | Err(Errno::ENOTEMPTY) | Err(Errno::EEXIST) => Ok(false),
+            Err(e) => Err(HostError::io("remove directory", path.display(), e)),
+        }
+    }
+
     /// Changes the group of `path` itself (a link is not followed), leaving its owner.
     pub fn chgrp_nofollow(&self, path: &Path, gid: u32) -> Result<(), HostError> {
         let Some((dir, name)) = self.open_parent(path)? else {

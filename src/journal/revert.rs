@@ -1,0 +1,375 @@
+//! `flatcar-harden revert`: each control a run changed becomes a [`RevertStep`], which the engine
+//! runs like any control — observe, plan, act, verify by observing again.
+//!
+//! Per object (a file, a unit's mask, a unit's running state, a socket's group, a kernel
+//! setting) the run's first record holds what was there before and its last record what the run
+//! left. Now equal to before: nothing to do (a second revert changes nothing). Equal to what the
+//! run left: put the old state back. Anything else was changed after the run: a conflict, left
+//! alone and reported (exit 1) unless `--force`.
+//!
+//! Order: unit files and files first (newest first), then `daemon-reload` if the run reloaded,
+//! then the runtime state (newest first): a unit is unmasked before it can be started, a drop-in
+//! is gone before systemd reads its unit again, then the live socket is regrouped.
+
+use std::path::{Path, PathBuf};
+
+use super::read::{control_id, Run};
+use super::record::{image, is_active, unhex, Image, Object};
+use crate::controls::UnitAction;
+use crate::controls::{Action, ControlError, FileWrite, Outcome, Plan, Step, Validation};
+use crate::host::fs::{FileSpec, Owner};
+use crate::host::session::Session;
+use crate::host::{Host, HostError};
+
+/// The steps that revert `run`, newest control first; `only` limits them to some controls.
+pub fn steps(run: &Run, only: &[String], force: bool) -> Vec<Box<dyn Step>> {
+    let titles = crate::controls::all(&crate::policy::Policy::default());
+    run.controls()
+        .into_iter()
+        .rev()
+        .filter(|id| only.is_empty() || only.iter().any(|o| o == id))
+        .map(|id| {
+            let records = run
+                .records
+                .iter()
+                .filter(|r| control_id(&r.control) == Some(id));
+            let mut step = RevertStep {
+                id,
+                title: titles
+                    .iter()
+                    .find(|s| s.id() == id)
+                    .map_or("", |s| s.title()),
+                run: run.meta.id.clone(),
+                objects: Vec::new(),
+                reload: false,
+                unloaded: Vec::new(),
+                force,
+            };
+            for record in records {
+                step.add(&record.object);
+            }
+            Box::new(step) as Box<dyn Step>
+        })
+        .collect()
+}
+
+/// Undoes one control's part of a run.
+pub struct RevertStep {
+    id: &'static str,
+    title: &'static str,
+    run: String,
+    /// One per object, in the order the run first touched them; `before` from the first record
+    /// of it, `after` from the last.
+    objects: Vec<Object>,
+    reload: bool,
+    unloaded: Vec<String>,
+    force: bool,
+}
+
+/// What identifies an object across records.
+fn key(object: &Object) -> Option<String> {
+    match object {
+        Object::File { path, .. } => Some(format!("file {path}")),
+        Object::UnitFile { unit, .. } => Some(format!("unit-file {unit}")),
+        Object::UnitActive { unit, .. } => Some(format!("unit-active {unit}")),
+        Object::SocketGroup { path, .. } => Some(format!("group {path}")),
+        Object::KernelSetting { path, .. } => Some(format!("kernel {path}")),
+        Object::Reload | Object::ModuleUnloaded { .. } => None,
+    }
+}
+
+impl RevertStep {
+    fn add(&mut self, object: &Object) {
+        match object {
+            Object::Reload => self.reload = true,
+            Object::ModuleUnloaded { module } => {
+                if !self.unloaded.contains(module) {
+                    self.unloaded.push(module.clone());
+                }
+            }
+            _ => match self.objects.iter_mut().find(|o| key(o) == key(object)) {
+                None => self.objects.push(object.clone()),
+                Some(first) => set_after(first, object),
+            },
+        }
+    }
+
+    fn conflict(&self, what: &str, now: &str, left: &str) -> String {
+        format!(
+            "{what} changed after run {}: it is {now}, the run left {left}; left alone \
+             (revert --force puts the old state back anyway)",
+            self.run
+        )
+    }
+}
+
+/// Takes the later record's "after" into the first record of the same object.
+fn set_after(first: &mut Object, later: &Object) {
+    match (first, later) {
+        (Object::File { after, .. }, Object::File { after: a, .. }) => *after = a.clone(),
+        (
+            Object::UnitFile { masked_after, .. },
+            Object::UnitFile {
+                masked_after: a, ..
+            },
+        ) => *masked_after = *a,
+        (
+            Object::UnitActive { active_after, .. },
+            Object::UnitActive {
+                active_after: a, ..
+            },
+        ) => *active_after = *a,
+        (Object::SocketGroup { gid_after, .. }, Object::SocketGroup { gid_after: a, .. }) => {
+            *gid_after = *a
+        }
+        (Object::KernelSetting { after, .. }, Object::KernelSetting { after: a, .. }) => {
+            *after = a.clone()
+        }
+        _ => {}
+    }
+}
+
+/// How the comparison of an object came out.
+enum Found {
+    AsBefore,
+    AsLeft,
+    Changed,
+}
+
+fn compare<T: PartialEq>(now: &T, before: &T, after: &T) -> Found {
+    if now == before {
+        Found::AsBefore
+    } else if now == after {
+        Found::AsLeft
+    } else {
+        Found::Changed
+    }
+}
+
+fn describe(image: &Image) -> String {
+    match image {
+        Image::Absent => "absent".into(),
+        Image::Symlink { target } => format!("a link to {target}"),
+        Image::Regular { mode, uid, gid, .. } => {
+            format!("a file (mode {mode:04o}, owner {uid}:{gid}) with other content")
+        }
+    }
+}
+
+impl Step for RevertStep {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn title(&self) -> &'static str {
+        self.title
+    }
+
+    fn assess(&self, host: &Host) -> Result<Plan, ControlError> {
+        let mut plan = Plan::managed("");
+        let mut persistent = Vec::new();
+        let mut runtime = Vec::new();
+        for object in self.objects.iter().rev() {
+            match object {
+                Object::File {
+                    path,
+                    before,
+                    after,
+                    created_dirs,
+                } => {
+                    let path = Path::new(path);
+                    let now = image(host, path)?;
+                    match compare(&now, before, after) {
+                        Found::AsBefore => continue,
+                        Found::Changed if !self.force => {
+                            plan.problems.push(self.conflict(
+                                &path.display().to_string(),
+                                &describe(&now),
+                                &describe(after),
+                            ));
+                            continue;
+                        }
+                        _ => persistent.push(restore_file(host, path, before, &now, created_dirs)?),
+                    }
+                }
+                Object::UnitFile {
+                    unit,
+                    masked_before,
+                    masked_after,
+                } => {
+                    let state = host.systemd()?.unit_status(unit)?.unit_file_state;
+                    let now = state.starts_with("masked");
+                    let word = |masked: bool| if masked { "masked" } else { "not masked" };
+                    match compare(&now, masked_before, masked_after) {
+                        Found::AsBefore => continue,
+                        Found::Changed if !self.force => {
+                            plan.problems
+                                .push(self.conflict(unit, word(now), word(*masked_after)))
+                        }
+                        _ => persistent.push(Action::Unit(if *masked_before {
+                            UnitAction::Mask(unit.clone())
+                        } else {
+                            UnitAction::Unmask(unit.clone())
+                        })),
+                    }
+                }
+                Object::UnitActive {
+                    unit,
+                    active_before,
+                    active_after,
+                } => {
+                    let now = is_active(&host.systemd()?.unit_status(unit)?.active_state);
+                    let word = |active: bool| if active { "running" } else { "stopped" };
+                    match compare(&now, active_before, active_after) {
+                        Found::AsBefore => continue,
+                        Found::Changed if !self.force => {
+                            plan.problems
+                                .push(self.conflict(unit, word(now), word(*active_after)))
+                        }
+                        _ => runtime.push(Action::Unit(if *active_before {
+                            UnitAction::Start(unit.clone())
+                        } else {
+                            UnitAction::Stop(unit.clone())
+                        })),
+                    }
+                }
+                Object::SocketGroup {
+                    path,
+                    gid_before,
+                    gid_after,
+                } => {
+                    // A socket that is gone was made anew by systemd, with the group its unit
+                    // says: nothing of the run's is left on it.
+                    let Some(meta) = host.fs.lstat(Path::new(path))? else {
+                        continue;
+                    };
+                    match compare(&meta.gid, gid_before, gid_after) {
+                        Found::AsBefore => continue,
+                        Found::Changed if !self.force => plan.problems.push(self.conflict(
+                            path,
+                            &format!("group {}", meta.gid),
+                            &format!("group {gid_after}"),
+                        )),
+                        _ => runtime.push(Action::Unit(UnitAction::SocketGroup {
+                            path: PathBuf::from(path),
+                            from: meta.gid,
+                            to: *gid_before,
+                        })),
+                    }
+                }
+                Object::KernelSetting {
+                    path,
+                    before,
+                    after,
+                } => {
+                    let Some(kernel) = host.kernel() else {
+                        plan.problems.push(format!(
+                            "{path} is a setting of a running kernel, and there is none under \
+                             this root"
+                        ));
+                        continue;
+                    };
+                    let now = kernel.read(path)?.unwrap_or_default();
+                    match compare(&now, before, after) {
+                        Found::AsBefore => continue,
+                        Found::Changed if !self.force => {
+                            plan.problems.push(self.conflict(path, &now, after))
+                        }
+                        _ => runtime.push(Action::WriteKernelSetting {
+                            path: path.clone(),
+                            value: before.clone(),
+                            before: now,
+                        }),
+                    }
+                }
+                Object::Reload | Object::ModuleUnloaded { .. } => {}
+            }
+        }
+        if self.reload && !persistent.is_empty() {
+            persistent.push(Action::Unit(UnitAction::Reload));
+        }
+        plan.actions = persistent.into_iter().chain(runtime).collect();
+        let mut summary = if plan.actions.is_empty() && plan.problems.is_empty() {
+            format!("as before run {}", self.run)
+        } else if plan.problems.is_empty() {
+            format!("put back what run {} changed", self.run)
+        } else {
+            format!(
+                "put back what run {} changed, except what was changed after it",
+                self.run
+            )
+        };
+        if !self.unloaded.is_empty() {
+            summary.push_str(&format!(
+                "; {} unloaded by that run {} not loaded back (modules load on demand)",
+                self.unloaded.join(", "),
+                if self.unloaded.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            ));
+        }
+        plan.summary = summary;
+        Ok(plan)
+    }
+
+    fn apply(&self, host: &Host, plan: &Plan) -> Result<Vec<Outcome>, ControlError> {
+        // core-login's edit of /etc/passwd holds the shadow-utils lock; so does putting it back.
+        let _lock = match self.id {
+            "core-login" => Some(host.lock_passwd()?),
+            _ => None,
+        };
+        crate::controls::execute(host, &plan.actions)
+    }
+
+    fn lockout_risk(&self, _session: &Session) -> Option<String> {
+        None
+    }
+}
+
+/// The action that puts `before` back at `path`, where `now` is.
+fn restore_file(
+    host: &Host,
+    path: &Path,
+    before: &Image,
+    now: &Image,
+    created_dirs: &[String],
+) -> Result<Action, HostError> {
+    let now_content = match now {
+        Image::Regular { content, .. } => unhex(content),
+        _ => None,
+    };
+    Ok(match before {
+        Image::Absent => Action::RemoveFile {
+            path: path.to_path_buf(),
+            before: now_content,
+            empty_dirs: created_dirs.iter().rev().map(PathBuf::from).collect(),
+        },
+        Image::Symlink { target } => Action::Unit(UnitAction::Link {
+            path: path.to_path_buf(),
+            target: PathBuf::from(target),
+        }),
+        Image::Regular {
+            mode,
+            uid,
+            gid,
+            content,
+        } => Action::WriteFile(FileWrite {
+            path: path.to_path_buf(),
+            spec: FileSpec {
+                content: unhex(content).unwrap_or_default(),
+                mode: *mode,
+                owner: Owner {
+                    uid: *uid,
+                    gid: *gid,
+                },
+                parent_mode: 0o755,
+            },
+            before: now_content,
+            before_meta: host.fs.lstat(path)?,
+            validation: Validation::None,
+            linked: None,
+        }),
+    })
+}
