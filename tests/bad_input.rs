@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 mod common;
-use common::{copy_fixture, snapshot};
+use common::{fresh_root, snapshot};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flatcar-harden");
 const CORPUS: &str = concat!(
@@ -85,12 +85,6 @@ fn run<S: AsRef<OsStr>>(args: &[S]) -> Output {
             panic!("flatcar-harden {shown:?} hung for a minute");
         }
     }
-}
-
-fn fresh_root() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_fixture(dir.path());
-    dir
 }
 
 /// What every refusal must look like: the exit code, the message fragments and the file named

@@ -9,33 +9,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod common;
-use common::{copy_fixture, snapshot};
+use common::{fresh_root, run_on, snapshot};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flatcar-harden");
 const FULL_GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/full-guide.toml");
-
-/// A fresh copy of the Flatcar-shaped fixture tree.
-fn flatcar() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_fixture(dir.path());
-    fs::set_permissions(
-        dir.path().join("etc/sudoers.d"),
-        fs::Permissions::from_mode(0o750),
-    )
-    .unwrap();
-    dir
-}
-
-fn run(root: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .env_remove("SSH_CONNECTION")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
 
 fn code(output: &Output) -> i32 {
     output.status.code().expect("exited normally")
@@ -78,9 +55,9 @@ fn write(root: &Path, path: &str, content: &str) {
 
 #[test]
 fn apply_brings_the_tree_in_line_and_a_second_apply_changes_nothing() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
-    let first = run(r, &["apply", "--policy", FULL_GUIDE]);
+    let first = run_on(r, &["apply", "--policy", FULL_GUIDE]);
     assert_eq!(code(&first), 0, "{}{}", stdout(&first), stderr(&first));
 
     let dropin = r.join("etc/sudoers.d/core-passwd");
@@ -114,7 +91,7 @@ fn apply_brings_the_tree_in_line_and_a_second_apply_changes_nothing() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let before = snapshot(r);
-    let second = run(r, &["apply", "--policy", FULL_GUIDE, "--format", "json"]);
+    let second = run_on(r, &["apply", "--policy", FULL_GUIDE, "--format", "json"]);
     assert_eq!(code(&second), 0);
     let report = json(&second);
     for id in ["core-sudo", "core-login", "usb-storage"] {
@@ -126,11 +103,11 @@ fn apply_brings_the_tree_in_line_and_a_second_apply_changes_nothing() {
 
 #[test]
 fn dry_run_and_check_write_nothing_and_show_the_diff() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     let before = snapshot(r);
 
-    let dry = run(r, &["apply", "--dry-run", "--policy", FULL_GUIDE]);
+    let dry = run_on(r, &["apply", "--dry-run", "--policy", FULL_GUIDE]);
     assert_eq!(code(&dry), 0, "{}", stderr(&dry));
     let text = stdout(&dry);
     assert!(
@@ -145,13 +122,13 @@ fn dry_run_and_check_write_nothing_and_show_the_diff() {
     assert!(text.contains("+blacklist uas"), "{text}");
     assert!(text.contains("would-change"), "{text}");
 
-    let check = run(r, &["check", "--policy", FULL_GUIDE]);
+    let check = run_on(r, &["check", "--policy", FULL_GUIDE]);
     assert_eq!(code(&check), 3, "check reports drift with exit 3");
     assert_eq!(snapshot(r), before, "dry-run or check changed the tree");
 
-    assert_eq!(code(&run(r, &["apply", "--policy", FULL_GUIDE])), 0);
+    assert_eq!(code(&run_on(r, &["apply", "--policy", FULL_GUIDE])), 0);
     assert_eq!(
-        code(&run(r, &["check", "--policy", FULL_GUIDE])),
+        code(&run_on(r, &["check", "--policy", FULL_GUIDE])),
         0,
         "compliant after apply"
     );
@@ -159,8 +136,8 @@ fn dry_run_and_check_write_nothing_and_show_the_diff() {
 
 #[test]
 fn json_report_follows_the_schema() {
-    let root = flatcar();
-    let out = run(
+    let root = fresh_root();
+    let out = run_on(
         root.path(),
         &[
             "apply",
@@ -231,8 +208,8 @@ fn json_report_follows_the_schema() {
 
 #[test]
 fn default_policy_restricts_usb_storage_but_leaves_core_alone() {
-    let root = flatcar();
-    let report = json(&run(root.path(), &["check", "--format", "json"]));
+    let root = fresh_root();
+    let report = json(&run_on(root.path(), &["check", "--format", "json"]));
     assert_eq!(status_of(&report, "usb-storage"), "would-change");
     assert_eq!(status_of(&report, "core-sudo"), "skipped");
     assert_eq!(status_of(&report, "core-login"), "skipped");
@@ -274,13 +251,13 @@ fn bad_policies_exit_2_with_file_line_and_change_nothing() {
         ("not-utf8", b"[smt]\nstate = \"o\xffff\"\n", "not UTF-8"),
     ];
     for (name, content, expected) in corpus {
-        let root = flatcar();
+        let root = fresh_root();
         let r = root.path();
         // Through --policy …
         let file = r.join(format!("{name}.toml"));
         fs::write(&file, content).unwrap();
         let before = snapshot(r);
-        let out = run(r, &["apply", "--policy", file.to_str().unwrap()]);
+        let out = run_on(r, &["apply", "--policy", file.to_str().unwrap()]);
         assert_eq!(code(&out), 2, "{name}: {}", stderr(&out));
         let message = stderr(&out);
         assert!(
@@ -304,7 +281,7 @@ fn bad_policies_exit_2_with_file_line_and_change_nothing() {
         )
         .unwrap();
         let before = snapshot(r);
-        let out = run(r, &["apply"]);
+        let out = run_on(r, &["apply"]);
         assert_eq!(code(&out), 2, "{name}: {}", stderr(&out));
         assert!(stderr(&out).contains(&format!("/etc/flatcar-harden/policy.d/50-{name}.toml")));
         assert_eq!(snapshot(r), before, "{name}: the tree changed");
@@ -325,7 +302,7 @@ fn bad_policies_exit_2_with_file_line_and_change_nothing() {
 
 #[test]
 fn policy_sources_merge_key_by_key_in_order() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     write(r, "/usr/share/flatcar-harden/policy.toml", "[core-sudo]\nstate = \"require-password\"\nfile_mode = \"0400\"\n[smt]\nstate = \"auto\"\n");
     write(
@@ -348,7 +325,7 @@ fn policy_sources_merge_key_by_key_in_order() {
         "/etc/flatcar-harden/policy.d/ignored.conf",
         "not toml at all [",
     );
-    let out = run(r, &["policy", "show"]);
+    let out = run_on(r, &["policy", "show"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let shown: toml::Table = toml::from_str(&stdout(&out)).unwrap();
     assert_eq!(
@@ -371,16 +348,16 @@ fn policy_sources_merge_key_by_key_in_order() {
     assert!(stdout(&out).contains("/etc/flatcar-harden/policy.d/20-b.toml"));
 
     // --policy replaces the file sources.
-    let out = run(r, &["policy", "show", "--policy", FULL_GUIDE]);
+    let out = run_on(r, &["policy", "show", "--policy", FULL_GUIDE]);
     let shown: toml::Table = toml::from_str(&stdout(&out)).unwrap();
     assert_eq!(shown["core-sudo"]["file_mode"].as_str(), Some("0440"));
 }
 
 #[test]
 fn only_selects_controls_and_rejects_unknown_ids() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
-    let report = json(&run(
+    let report = json(&run_on(
         r,
         &[
             "check",
@@ -400,7 +377,7 @@ fn only_selects_controls_and_rejects_unknown_ids() {
         .collect();
     assert_eq!(ids, ["core-sudo", "usb-storage"]);
     let before = snapshot(r);
-    let out = run(r, &["apply", "--only", "usb-stororage"]);
+    let out = run_on(r, &["apply", "--only", "usb-stororage"]);
     assert_eq!(code(&out), 2);
     assert!(
         stderr(&out).contains("did you mean `usb-storage`?"),
@@ -412,7 +389,7 @@ fn only_selects_controls_and_rejects_unknown_ids() {
 
 #[test]
 fn guide_butane_files_are_kept_and_only_completed() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     // What the guide's Butane snippets write.
     write(r, "/etc/sudoers.d/core-passwd", "core\tALL=(ALL) \tALL\n");
@@ -426,7 +403,7 @@ fn guide_butane_files_are_kept_and_only_completed() {
         "/etc/modprobe.d/blacklist.conf",
         "blacklist usb-storage\n",
     );
-    let out = run(
+    let out = run_on(
         r,
         &[
             "apply",
@@ -459,7 +436,7 @@ fn guide_butane_files_are_kept_and_only_completed() {
     );
 
     // With the guide's own method, the guide's file is already compliant for usb-storage.
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     write(
         r,
@@ -472,7 +449,7 @@ fn guide_butane_files_are_kept_and_only_completed() {
         "[usb-storage]\nmodules = [\"usb-storage\"]\nmethod = \"blacklist\"\n",
     )
     .unwrap();
-    let report = json(&run(
+    let report = json(&run_on(
         r,
         &[
             "check",
@@ -487,14 +464,14 @@ fn guide_butane_files_are_kept_and_only_completed() {
 
 #[test]
 fn later_sudoers_rule_giving_core_nopasswd_again_is_reported() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     write(
         r,
         "/etc/sudoers.d/zz-admins",
         "core ALL=(ALL) NOPASSWD: ALL\n",
     );
-    let out = run(
+    let out = run_on(
         r,
         &[
             "apply",
@@ -518,17 +495,17 @@ fn later_sudoers_rule_giving_core_nopasswd_again_is_reported() {
         r.join("etc/sudoers.d/zz.disabled"),
     )
     .unwrap();
-    let out = run(r, &["check", "--policy", FULL_GUIDE, "--only", "core-sudo"]);
+    let out = run_on(r, &["check", "--policy", FULL_GUIDE, "--only", "core-sudo"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
 }
 
 #[test]
 fn core_only_in_baselayout_is_copied_into_etc_passwd() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     // No trailing newline, an unusual but valid file: every byte but the new line is kept.
     write(r, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash");
-    let out = run(
+    let out = run_on(
         r,
         &["apply", "--policy", FULL_GUIDE, "--only", "core-login"],
     );
@@ -541,14 +518,14 @@ fn core_only_in_baselayout_is_copied_into_etc_passwd() {
 
 #[test]
 fn conflicting_install_rule_elsewhere_is_reported() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     write(
         r,
         "/usr/lib/modprobe.d/10-usb.conf",
         "install usb-storage /sbin/modprobe --ignore-install usb-storage\n",
     );
-    let out = run(r, &["check", "--format", "json"]);
+    let out = run_on(r, &["check", "--format", "json"]);
     assert_eq!(code(&out), 1);
     let report = json(&out);
     assert_eq!(status_of(&report, "usb-storage"), "failed");
@@ -557,21 +534,21 @@ fn conflicting_install_rule_elsewhere_is_reported() {
         .contains("/usr/lib/modprobe.d/10-usb.conf:1"));
     // The same name in /etc hides the /usr/lib file, as kmod does.
     write(r, "/etc/modprobe.d/10-usb.conf", "# disabled\n");
-    let out = run(r, &["apply"]);
+    let out = run_on(r, &["apply"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
-    assert_eq!(code(&run(r, &["check"])), 0);
+    assert_eq!(code(&run_on(r, &["check"])), 0);
 }
 
 #[test]
 fn symlinks_never_lead_out_of_the_root() {
     let outside = tempfile::tempdir().unwrap();
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     // A link that climbs out of the root, and an absolute one: both must resolve inside it.
     fs::remove_dir_all(r.join("etc/modprobe.d")).unwrap();
     let climb = format!("../../../../../../../..{}", outside.path().display());
     std::os::unix::fs::symlink(&climb, r.join("etc/modprobe.d")).unwrap();
-    let out = run(r, &["apply"]);
+    let out = run_on(r, &["apply"]);
     assert_eq!(
         fs::read_dir(outside.path()).unwrap().count(),
         0,
@@ -583,7 +560,7 @@ fn symlinks_never_lead_out_of_the_root() {
 
     fs::remove_file(r.join("etc/modprobe.d")).unwrap();
     std::os::unix::fs::symlink(outside.path(), r.join("etc/modprobe.d")).unwrap();
-    let _ = run(r, &["apply"]);
+    let _ = run_on(r, &["apply"]);
     assert_eq!(
         fs::read_dir(outside.path()).unwrap().count(),
         0,
@@ -600,10 +577,10 @@ fn generated_sudoers_pass_visudo() {
         eprintln!("visudo not installed: skipping the visudo check (CI installs sudo)");
         return;
     };
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     assert_eq!(
-        code(&run(
+        code(&run_on(
             r,
             &["apply", "--policy", FULL_GUIDE, "--only", "core-sudo"]
         )),
@@ -666,9 +643,9 @@ fn documented_default_is_the_built_in_default() {
 
 #[test]
 fn image_mode_masks_sshd_and_restricts_docker_as_systemctl_would() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
-    let out = run(
+    let out = run_on(
         r,
         &[
             "apply",
@@ -700,7 +677,7 @@ fn image_mode_masks_sshd_and_restricts_docker_as_systemctl_would() {
     );
 
     let before = snapshot(r);
-    let again = json(&run(
+    let again = json(&run_on(
         r,
         &[
             "apply",
@@ -718,7 +695,7 @@ fn image_mode_masks_sshd_and_restricts_docker_as_systemctl_would() {
     }
     assert_eq!(snapshot(r), before);
     assert_eq!(
-        code(&run(
+        code(&run_on(
             r,
             &[
                 "check",
@@ -739,7 +716,7 @@ fn image_mode_masks_sshd_and_restricts_docker_as_systemctl_would() {
         "/usr/lib/systemd/system/sshd.socket",
         "[Socket]\nListenStream=22\nAccept=yes\n",
     );
-    let out = run(
+    let out = run_on(
         r,
         &[
             "apply",
@@ -755,7 +732,7 @@ fn image_mode_masks_sshd_and_restricts_docker_as_systemctl_would() {
 
 #[test]
 fn image_mode_refuses_to_mask_over_a_real_unit_file() {
-    let root = flatcar();
+    let root = fresh_root();
     let r = root.path();
     write(
         r,
@@ -763,7 +740,7 @@ fn image_mode_refuses_to_mask_over_a_real_unit_file() {
         "[Socket]\nListenStream=2222\n",
     );
     let before = snapshot(r);
-    let out = run(
+    let out = run_on(
         r,
         &["apply", "--policy", FULL_GUIDE, "--only", "sshd-socket"],
     );

@@ -6,6 +6,7 @@
 //! installs them.
 
 mod common;
+use common::fresh_root;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,12 +18,6 @@ const UNIT_METRICS: &str = "/var/lib/node_exporter/textfile_collector/flatcar-ha
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn fixture() -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    common::copy_fixture(root.path());
-    root
 }
 
 fn agent(args: &[&str], root: &Path, extra: &[&str]) -> Output {
@@ -90,7 +85,7 @@ fn promtool(file: &Path) -> Output {
 
 #[test]
 fn check_writes_metrics_promtool_accepts_with_one_status_per_control_at_1() {
-    let root = fixture();
+    let root = fresh_root();
     let out_dir = tempfile::tempdir().unwrap();
     let file = out_dir.path().join("fh.prom");
     let before = common::snapshot(root.path());
@@ -161,7 +156,7 @@ fn check_writes_metrics_promtool_accepts_with_one_status_per_control_at_1() {
 
 #[test]
 fn apply_then_check_share_one_file_and_both_last_runs_stay() {
-    let root = fixture();
+    let root = fresh_root();
     let out_dir = tempfile::tempdir().unwrap();
     let file = out_dir.path().join("fh.prom");
     let flag = ["--metrics-file", path_arg(&file)];
@@ -194,7 +189,7 @@ fn apply_then_check_share_one_file_and_both_last_runs_stay() {
 
 #[test]
 fn a_dry_run_writes_no_metrics_and_the_policy_key_is_used_unless_the_flag_wins() {
-    let root = fixture();
+    let root = fresh_root();
     let out_dir = tempfile::tempdir().unwrap();
     let by_policy = out_dir.path().join("policy.prom");
     let by_flag = out_dir.path().join("flag.prom");
@@ -230,7 +225,7 @@ fn a_dry_run_writes_no_metrics_and_the_policy_key_is_used_unless_the_flag_wins()
 
 #[test]
 fn an_image_s_own_policy_does_not_choose_a_file_on_the_build_machine() {
-    let root = fixture();
+    let root = fresh_root();
     let out_dir = tempfile::tempdir().unwrap();
     let named = out_dir.path().join("by-image.prom");
     let policy = root.path().join("etc/flatcar-harden/policy.toml");
@@ -252,7 +247,7 @@ fn an_image_s_own_policy_does_not_choose_a_file_on_the_build_machine() {
 
 #[test]
 fn a_policy_that_cannot_be_read_leaves_the_previous_file_and_says_so() {
-    let root = fixture();
+    let root = fresh_root();
     let out_dir = tempfile::tempdir().unwrap();
     let file = out_dir.path().join("fh.prom");
     fs::write(&file, "previous\n").unwrap();
@@ -329,7 +324,7 @@ fn check_with_bad_metrics(root: &Path, path: &Path, wrap: &[&str]) -> (Option<i3
 
 #[test]
 fn a_bad_metrics_path_is_an_error_naming_it_and_the_runs_result_stands() {
-    let root = fixture();
+    let root = fresh_root();
     let dir = tempfile::tempdir().unwrap();
     let names = |dir: &Path| -> Vec<PathBuf> {
         let mut names: Vec<_> = fs::read_dir(dir)
@@ -396,7 +391,7 @@ fn a_bad_metrics_path_is_an_error_naming_it_and_the_runs_result_stands() {
 
 #[test]
 fn junit_has_one_testcase_per_control_and_the_report_s_counts() {
-    let root = fixture();
+    let root = fresh_root();
     let out = agent(&["check", "--format", "junit"], root.path(), &[]);
     assert_eq!(out.status.code(), Some(3));
     let xml = text(&out.stdout);

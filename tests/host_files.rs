@@ -11,19 +11,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
-use common::{copy_fixture, snapshot};
+use common::{fresh_root, snapshot};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flatcar-harden");
 const FULL_GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/full-guide.toml");
 /// Seconds before a run counts as hung: a normal run takes well under one, so a loaded machine
 /// cannot fail the test, while a run blocked on a FIFO fails it instead of blocking the suite.
 const HANG_AFTER: &str = "120";
-
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_fixture(dir.path());
-    dir
-}
 
 /// Runs the binary on `root` under `timeout`; panics if it had to be killed.
 fn run(root: &Path, args: &[&str]) -> (i32, String) {
@@ -205,7 +199,7 @@ fn bad_host_files_fail_quickly_by_name_and_nothing_is_written() {
             vec!["apply", "--only", &only]
         });
         for command in commands {
-            let root = fixture();
+            let root = fresh_root();
             let r = root.path();
             plant(r, case.path, case.plant);
             let before = snapshot(r);
@@ -241,7 +235,7 @@ fn bad_host_files_fail_quickly_by_name_and_nothing_is_written() {
 
 #[test]
 fn a_sudoers_drop_in_whose_name_is_not_utf8_is_read_as_sudo_reads_it() {
-    let root = fixture();
+    let root = fresh_root();
     let r = root.path();
     let name = OsStr::from_bytes(b"core\xe9");
     fs::write(
@@ -268,7 +262,7 @@ fn a_sudoers_drop_in_whose_name_is_not_utf8_is_read_as_sudo_reads_it() {
 
 #[test]
 fn text_that_is_not_utf8_in_a_file_only_read_does_not_fail_the_control() {
-    let root = fixture();
+    let root = fresh_root();
     let r = root.path();
     fs::write(
         r.join("etc/modprobe.d/local.conf"),
@@ -292,7 +286,7 @@ fn links_out_of_the_root_are_never_read() {
     let bad_policy = outside.path().join("policy.toml");
     fs::write(&bad_policy, "this is not = = toml\n").unwrap();
 
-    let root = fixture();
+    let root = fresh_root();
     let r = root.path();
     let climb = format!("../../../../../../../..{}", secret.display());
     std::os::unix::fs::symlink(&secret, r.join("etc/sudoers.d/absolute")).unwrap();
@@ -318,7 +312,7 @@ fn links_out_of_the_root_are_never_read() {
 /// every other control's changes too, and the report says which control held them.
 #[test]
 fn a_control_that_cannot_be_observed_holds_every_write() {
-    let root = fixture();
+    let root = fresh_root();
     let r = root.path();
     plant(r, "/etc/passwd", Plant::Fifo);
     let before = snapshot(r);

@@ -4,38 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
-use common::{copy_fixture, snapshot};
+use common::{fresh_root, run_on, snapshot};
 
-const BIN: &str = env!("CARGO_BIN_EXE_flatcar-harden");
 const FULL_GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/full-guide.toml");
 const RUNS: &str = "var/lib/flatcar-harden/runs";
-
-fn flatcar() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_fixture(dir.path());
-    fs::set_permissions(
-        dir.path().join("etc/sudoers.d"),
-        fs::Permissions::from_mode(0o750),
-    )
-    .unwrap();
-    dir
-}
-
-fn run(root: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .env_remove("SSH_CONNECTION")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
 
 fn text(output: &Output) -> String {
     format!(
@@ -66,32 +43,32 @@ fn contents(root: &Path) -> BTreeMap<PathBuf, String> {
 
 #[test]
 fn revert_last_puts_the_tree_back_and_a_second_revert_changes_nothing() {
-    let root = flatcar();
+    let root = fresh_root();
     let before = contents(root.path());
-    let applied = run(root.path(), &["apply", "--policy", FULL_GUIDE]);
+    let applied = run_on(root.path(), &["apply", "--policy", FULL_GUIDE]);
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
     assert_ne!(
         contents(root.path()),
         before,
         "the full guide changes the tree"
     );
-    let listed = run(root.path(), &["runs", "--format", "json"]);
+    let listed = run_on(root.path(), &["runs", "--format", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
     assert_eq!(runs["runs"][0]["state"], "applied");
 
-    let reverted = run(root.path(), &["revert", "--last", "--format", "json"]);
+    let reverted = run_on(root.path(), &["revert", "--last", "--format", "json"]);
     assert_eq!(reverted.status.code(), Some(0), "{}", text(&reverted));
     let report: serde_json::Value = serde_json::from_slice(&reverted.stdout).unwrap();
     assert_eq!(report["summary"]["changed"], 7, "{report}");
     assert_eq!(contents(root.path()), before);
-    let listed = run(root.path(), &["runs", "--format", "json"]);
+    let listed = run_on(root.path(), &["runs", "--format", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(runs["runs"][0]["state"], "reverted");
 
     // Nothing at all is written the second time, times included.
     let once = snapshot(root.path());
-    let again = run(root.path(), &["revert", "--last"]);
+    let again = run_on(root.path(), &["revert", "--last"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(
         text(&again).contains("7 compliant (nothing changed)"),
@@ -103,12 +80,12 @@ fn revert_last_puts_the_tree_back_and_a_second_revert_changes_nothing() {
 
 #[test]
 fn a_missing_run_or_a_damaged_journal_is_exit_2_and_nothing_is_written() {
-    let root = flatcar();
-    let applied = run(root.path(), &["apply", "--policy", FULL_GUIDE]);
+    let root = fresh_root();
+    let applied = run_on(root.path(), &["apply", "--policy", FULL_GUIDE]);
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
     let untouched = snapshot(root.path());
 
-    let missing = run(root.path(), &["revert", "20000101-000000-000"]);
+    let missing = run_on(root.path(), &["revert", "20000101-000000-000"]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
     assert!(
         text(&missing).contains("runs/20000101-000000-000: no such run"),
@@ -130,7 +107,7 @@ fn a_missing_run_or_a_damaged_journal_is_exit_2_and_nothing_is_written() {
             .replacen("\"path\": \"/", "\"path\": \"/../../", 1);
     fs::write(&record, damaged).unwrap();
     let untouched = snapshot(root.path());
-    let refused = run(root.path(), &["revert", "--last"]);
+    let refused = run_on(root.path(), &["revert", "--last"]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     assert!(
         text(&refused).contains("000003.json: `/../../"),
@@ -174,11 +151,11 @@ fn statuses(output: &Output) -> String {
 
 #[test]
 fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
-    let root = flatcar();
+    let root = fresh_root();
     let guide = ["--policy", FULL_GUIDE, "--format", "json"];
-    let applied = run(root.path(), &[&["apply"][..], &guide].concat());
+    let applied = run_on(root.path(), &[&["apply"][..], &guide].concat());
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
-    let reverted = run(root.path(), &["revert", "--last"]);
+    let reverted = run_on(root.path(), &["revert", "--last"]);
     assert_eq!(reverted.status.code(), Some(0), "{}", text(&reverted));
     // As if the run had been reverted at its confirmation deadline.
     set_state(root.path(), "held");
@@ -186,10 +163,10 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
                 usb-storage=held smt=held selinux=held etcd-locksmith-tls=not-applicable";
 
     let untouched = snapshot(root.path());
-    let check = run(root.path(), &[&["check"][..], &guide].concat());
+    let check = run_on(root.path(), &[&["check"][..], &guide].concat());
     assert_eq!(check.status.code(), Some(3), "{}", text(&check));
     assert_eq!(statuses(&check), held);
-    let boot = run(root.path(), &[&["apply", "--boot"][..], &guide].concat());
+    let boot = run_on(root.path(), &[&["apply", "--boot"][..], &guide].concat());
     assert_eq!(boot.status.code(), Some(0), "{}", text(&boot));
     assert_eq!(statuses(&boot), held);
     assert_eq!(
@@ -198,7 +175,7 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
         "the boot-time apply wrote"
     );
 
-    let by_hand = run(root.path(), &[&["apply"][..], &guide].concat());
+    let by_hand = run_on(root.path(), &[&["apply"][..], &guide].concat());
     assert_eq!(by_hand.status.code(), Some(0), "{}", text(&by_hand));
     assert!(
         !statuses(&by_hand).contains("held"),
@@ -206,7 +183,7 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
         statuses(&by_hand)
     );
     assert!(root.path().join("etc/sudoers.d/core-passwd").exists());
-    let listed = run(root.path(), &["runs", "--format", "json"]);
+    let listed = run_on(root.path(), &["runs", "--format", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(runs["runs"][0]["state"], "released", "{runs}");
     assert_eq!(runs["runs"][1]["state"], "applied", "{runs}");
@@ -214,8 +191,8 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
 
 #[test]
 fn confirm_and_confirm_within_say_why_they_cannot() {
-    let root = flatcar();
-    let nothing = run(root.path(), &["confirm"]);
+    let root = fresh_root();
+    let nothing = run_on(root.path(), &["confirm"]);
     assert_eq!(nothing.status.code(), Some(1), "{}", text(&nothing));
     assert!(
         text(&nothing).contains("no run awaits confirmation"),
@@ -223,7 +200,7 @@ fn confirm_and_confirm_within_say_why_they_cannot() {
         text(&nothing)
     );
     let untouched = snapshot(root.path());
-    let image = run(
+    let image = run_on(
         root.path(),
         &["apply", "--policy", FULL_GUIDE, "--confirm-within", "5min"],
     );
@@ -233,7 +210,7 @@ fn confirm_and_confirm_within_say_why_they_cannot() {
         "{}",
         text(&image)
     );
-    let bad = run(root.path(), &["apply", "--confirm-within", "5 fortnights"]);
+    let bad = run_on(root.path(), &["apply", "--confirm-within", "5 fortnights"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     assert_eq!(snapshot(root.path()), untouched);
 }

@@ -5,15 +5,9 @@ use std::fs;
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{copy_fixture, snapshot};
+use common::{fresh_root, snapshot};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flatcar-harden");
-
-fn fresh_root() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_fixture(dir.path());
-    dir
-}
 
 /// `args` with stdout on /dev/full, where every write fails with ENOSPC.
 fn to_full_disk(args: &[&str]) -> Output {

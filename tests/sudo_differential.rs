@@ -25,7 +25,6 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[allow(dead_code)]
 mod common;
 #[path = "sudoers/generate.rs"]
 mod generate;

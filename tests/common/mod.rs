@@ -1,10 +1,14 @@
-//! Shared by the integration tests: a fresh Flatcar-shaped tree and a fingerprint of a tree.
+//! Shared by the integration tests: a fresh Flatcar-shaped tree, the agent run on it, and a
+//! fingerprint of a tree.
+// Each test crate includes this module and uses only part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// Copies the Flatcar-shaped fixture tree (`tests/fixtures/flatcar`) into `dest`, links and modes
 /// included.
@@ -17,6 +21,32 @@ pub fn copy_fixture(dest: &Path) {
         .status()
         .unwrap();
     assert!(copied.success(), "cp -a of the fixture tree failed");
+    // git keeps no directory modes: /etc/sudoers.d is 0750 on Flatcar, and sudo wants it so.
+    fs::set_permissions(
+        dest.join("etc/sudoers.d"),
+        fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+}
+
+/// A fresh copy of the fixture tree in a temporary directory.
+pub fn fresh_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture(dir.path());
+    dir
+}
+
+/// The agent run on `root` with `args`, without the environment that would change what it does
+/// (an SSH connection for the lockout guard, a log filter).
+pub fn run_on(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flatcar-harden"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .env_remove("SSH_CONNECTION")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
 }
 
 /// Every path under `root` with its type, mode, owner, mtime and content (or link target): two
