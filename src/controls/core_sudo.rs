@@ -9,7 +9,7 @@
 //! asked too (`sudo -l -U core`); when it and the reader disagree, the verdict is not compliant.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::sudoers::{self, FileSet, Identity, Overlaid, Verdict};
 use super::{Action, Control, ControlError, FileState, FileWrite, Plan, Validation};
@@ -83,25 +83,42 @@ impl Control for CoreSudo {
             .filter(|found| found.uid.is_some())
             .collect();
         let dropin = FileState::observe(host, Path::new(DROPIN))?;
-        let existing = match &dropin.content {
-            Some(bytes) if sudoers::same_statements(bytes, CONTENT.as_bytes()) => {
-                Some(host.visudo_validate(bytes)?)
-            }
-            _ => None,
-        };
-        let mut rejected = Vec::new();
-        for (path, bytes) in files
+        let ours = dropin
+            .content
+            .as_deref()
+            .filter(|bytes| sudoers::same_statements(bytes, CONTENT.as_bytes()));
+        let others: Vec<(&PathBuf, Vec<u8>)> = files
             .files
             .iter()
             .filter(|(p, _)| p.as_path() != Path::new(DROPIN))
+            .map(|(path, bytes)| (path, sudoers::without_includes(bytes)))
+            .collect();
+        // One visudo run for every file (what sudo parses is all of them in one go); only when it
+        // rejects something is each file asked on its own, to name the one at fault.
+        let mut together: Vec<u8> = Vec::new();
+        for bytes in ours
+            .into_iter()
+            .chain(others.iter().map(|(_, b)| b.as_slice()))
         {
-            if let Validity::Invalid(reason) =
-                host.visudo_validate(&sudoers::without_includes(bytes))?
-            {
-                let shown = path.display().to_string();
-                rejected.push(reason.replace("stdin:", &format!("{shown}:")));
-            }
+            // A blank line after each file: a continuation line at its end cannot run into the next.
+            together.extend_from_slice(bytes);
+            together.extend_from_slice(b"\n\n");
         }
+        let all = host.visudo_validate(&together)?;
+        let (existing, rejected) = match all {
+            Validity::Invalid(_) => {
+                let existing = ours.map(|bytes| host.visudo_validate(bytes)).transpose()?;
+                let mut rejected = Vec::new();
+                for (path, bytes) in &others {
+                    if let Validity::Invalid(reason) = host.visudo_validate(bytes)? {
+                        let shown = path.display().to_string();
+                        rejected.push(reason.replace("stdin:", &format!("{shown}:")));
+                    }
+                }
+                (existing, rejected)
+            }
+            answer => (ours.map(|_| answer), Vec::new()),
+        };
         Ok(State {
             who: accounts.identity("core"),
             rejected,

@@ -91,6 +91,7 @@ impl Kernel {
             .find(|p| Path::new(p).is_file())?;
         let output = super::command::run_bounded(
             Command::new(modprobe).args(["-n", "-v", module]),
+            None,
             MODPROBE_TIMEOUT,
         )
         .ok()?;

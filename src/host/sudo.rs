@@ -2,11 +2,11 @@
 //! file before it is written (a sudoers file with a syntax error makes sudo refuse to run at all,
 //! for everyone), and on a live host `sudo -l -U USER`, to ask sudo itself what it grants.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use super::command::run_bounded;
 use super::{Host, HostError};
 
 /// visudo parses one small file; 30 s means it hangs (a stuck NSS lookup, a FIFO include).
@@ -138,27 +138,6 @@ pub fn parse_listing(text: &str) -> Listing {
     listing
 }
 
-struct Ran {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    shown: String,
-}
-
-impl Ran {
-    /// What the program said about its failure (stderr, else stdout), never empty.
-    fn reason(&self) -> String {
-        let mut reason = String::from_utf8_lossy(&self.stderr).trim().to_owned();
-        if reason.is_empty() {
-            reason = String::from_utf8_lossy(&self.stdout).trim().to_owned();
-        }
-        if reason.is_empty() {
-            reason = format!("{} exited with {}", self.shown, self.status);
-        }
-        reason
-    }
-}
-
 fn refuse_unless_ok(command: &mut Command) -> Result<(), HostError> {
     let ran = run_bounded(command, None, VISUDO_TIMEOUT)?;
     if ran.status.success() {
@@ -169,79 +148,6 @@ fn refuse_unless_ok(command: &mut Command) -> Result<(), HostError> {
         ran.shown,
         ran.reason()
     )))
-}
-
-/// Runs `command` with `input` on stdin; killed when it runs longer than `limit`.
-fn run_bounded(
-    command: &mut Command,
-    input: Option<&[u8]>,
-    limit: Duration,
-) -> Result<Ran, HostError> {
-    let shown = format!("{command:?}");
-    let mut child = command
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| HostError::io("run", &shown, e))?;
-    let feed = child.stdin.take().map(|mut stdin| {
-        let input = input.unwrap_or_default().to_vec();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        })
-    });
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| HostError::io("wait for", &shown, e))?
-        {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(HostError::Refused(format!(
-                "{shown} did not finish within {} s and was killed",
-                limit.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    if let Some(feed) = feed {
-        let _ = feed.join();
-    }
-    Ok(Ran {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-        shown,
-    })
 }
 
 #[cfg(test)]
@@ -270,20 +176,5 @@ mod tests {
             }
         );
         assert!(!parse_listing("User core is not allowed to run sudo on vm.\n").nopasswd);
-    }
-
-    #[test]
-    fn a_program_that_hangs_is_killed_at_the_limit() {
-        let error = run_bounded(
-            Command::new("sleep").arg("5"),
-            None,
-            Duration::from_millis(200),
-        )
-        .err()
-        .expect("sleep 5 cannot finish in 200 ms");
-        assert!(
-            error.to_string().contains("did not finish within"),
-            "{error}"
-        );
     }
 }
