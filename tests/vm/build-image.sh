@@ -30,6 +30,8 @@ packages=(
 	iproute2 procps jq less selinux-utils checkpolicy tmux
 	# The fleet scenario: a real node_exporter with its textfile collector, and curl to scrape it.
 	prometheus-node-exporter curl
+	# The auditd control: Flatcar ships auditd disabled, with its own rules.d (image/rootfs).
+	auditd
 )
 # Loaded from the initramfs; everything else comes from the root fs.
 initrd_modules=(virtio_pci virtio_blk virtio_net ext4)
@@ -135,6 +137,18 @@ configure_root() {
 	install -m 0600 "$key_pub" "$r/root/.ssh/authorized_keys"
 	install -m 0600 "$key_pub" "$r/home/core/.ssh/authorized_keys"
 	chown -R 500:500 "$r/home/core"
+	# Flatcar's sshd configuration (image/rootfs/etc/ssh): the Include-only sshd_config and
+	# sshd_config.d with Flatcar's and Gentoo's drop-ins, as their ebuilds install them.
+	chmod 0600 "$r/etc/ssh/sshd_config" "$r"/etc/ssh/sshd_config.d/*.conf
+	chmod 0700 "$r/etc/ssh/sshd_config.d"
+	mkdir -p "$r/run/sshd"
+	in_root sshd -t || die "the Flatcar-shaped sshd configuration does not parse"
+	rmdir "$r/run/sshd"
+
+	# --- auditd: installed, disabled, Flatcar's rules only -------------------
+	rm -f "$r/etc/audit/rules.d/audit.rules"
+	chmod 0640 "$r"/etc/audit/rules.d/*.rules
+	in_root systemctl disable auditd.service >/dev/null 2>&1 || true
 
 	# --- units enabled the way Flatcar does it: wants links in /usr ---------
 	local sysd=$r/usr/lib/systemd/system
