@@ -207,7 +207,7 @@ fn the_file_is_replaced_whole_with_mode_0644_and_no_temporary_left() {
     let path = dir.path().join("fh.prom");
     std::fs::write(&path, "old\n").unwrap();
     std::fs::write(
-        dir.path().join(".fh.prom.fh-metrics-0123"),
+        dir.path().join(".fh.prom.fh-0123456789abcdef"),
         "left by a killed run",
     )
     .unwrap();

@@ -15,7 +15,7 @@ use nix::sys::stat::{fchmod, mkdirat, Mode};
 use nix::unistd::{fchown, fsync, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use super::temp::temp_name;
-use super::{split, FileSpec, RootFs};
+use super::{split, FileKind, FileSpec, RootFs};
 use crate::host::HostError;
 
 impl RootFs {
@@ -29,8 +29,51 @@ impl RootFs {
     ) -> Result<(), HostError> {
         let (parent, name) = split(path)?;
         let dir = self.create_dir_all(parent, spec.parent_mode)?;
-        self.remove_stale_temporaries(&dir, path)?;
-        let (temp, mut file) = self.create_temp_file(&dir, name, path)?;
+        self.replace_in(&dir, name, path, spec, check)
+    }
+
+    /// Replaces `path` atomically like [`RootFs::write_atomic`], but only in a directory that
+    /// already exists (none is created) and only over a regular file or nothing: for a file the
+    /// agent does not own the place of, such as the metrics file in node_exporter's directory,
+    /// where a missing directory is a mistake in the path and a link is refused, not replaced.
+    pub fn replace_in_existing_dir(&self, path: &Path, spec: &FileSpec) -> Result<(), HostError> {
+        let (parent, name) = split(path)?;
+        let dir = self
+            .open_in_root(parent, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
+            .map_err(|e| HostError::io("open directory", parent.display(), e))?;
+        let refuse_other_kinds = |_: &Path| match self.lstat(path)?.map(|m| m.kind) {
+            None | Some(FileKind::Regular) => Ok(()),
+            Some(kind) => Err(HostError::io(
+                "replace",
+                path.display(),
+                std::io::Error::other(match kind {
+                    FileKind::Symlink => {
+                        "it is a symbolic link, which the agent never writes through (remove \
+                         the link or name the real file)"
+                    }
+                    _ => "it exists and is not a regular file",
+                }),
+            )),
+        };
+        refuse_other_kinds(path)?;
+        // Checked again just before the rename, which replaces what is there without following
+        // it: a link made in between is replaced, never written through.
+        self.replace_in(&dir, name, path, spec, &refuse_other_kinds)
+    }
+
+    /// The atomic write itself, in the open directory `dir`: content, owner and mode on a new
+    /// temporary, fsync, `check`, rename over `name`, fsync of the directory; on an error the
+    /// temporary is removed and the target is as it was.
+    fn replace_in(
+        &self,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+        path: &Path,
+        spec: &FileSpec,
+        check: &dyn Fn(&Path) -> Result<(), HostError>,
+    ) -> Result<(), HostError> {
+        self.remove_stale_temporaries(dir, path)?;
+        let (temp, mut file) = self.create_temp_file(dir, name, path)?;
         let shown = path.display();
         let result = (|| {
             file.write_all(&spec.content)
@@ -45,7 +88,7 @@ impl RootFs {
                 .map_err(|e| HostError::io("set mode of", &shown, e))?;
             file.sync_all()
                 .map_err(|e| HostError::io("fsync", &shown, e))?;
-            check(&real_path(&dir)?.join(&temp))?;
+            check(&real_path(dir)?.join(&temp))?;
             renameat(
                 Some(dir.as_raw_fd()),
                 temp.as_os_str(),
