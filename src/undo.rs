@@ -72,16 +72,14 @@ pub fn prepare(
             ));
         }
         let (expired, ahead) = confirm::awaiting(host).map_err(Failure::usage)?;
+        // A run whose confirmation can no longer come is reverted, as its deadline would have.
+        let revert_unconfirmed = |id: &str| revert_run(host, id, &RevertOptions::deadline(format));
         for meta in expired {
             info!(
                 "run {}: its confirmation deadline passed; reverting it",
                 meta.id
             );
-            code = code.max(revert_run(
-                host,
-                &meta.id,
-                &RevertOptions::deadline(format),
-            )?);
+            code = code.max(revert_unconfirmed(&meta.id)?);
         }
         for meta in ahead {
             let by = meta.deadline.map(journal::utc).unwrap_or_default();
@@ -98,11 +96,7 @@ pub fn prepare(
                     "run {}: cannot arm its timer again ({error}); reverting it now",
                     meta.id
                 );
-                code = code.max(revert_run(
-                    host,
-                    &meta.id,
-                    &RevertOptions::deadline(format),
-                )?);
+                code = code.max(revert_unconfirmed(&meta.id)?);
             }
         }
         if !asked.boot {

@@ -158,19 +158,28 @@ fn agent_answer(report: &[u8]) -> Result<Answer, String> {
     }
 }
 
+/// `ARGS --only core-sudo --format json --policy FULL_GUIDE --root ROOT`: the agent's arguments
+/// for one core-sudo case (here and in visudo.rs).
+fn core_sudo_args(args: &[&str], root: &Path) -> Vec<std::ffi::OsString> {
+    let fixed = [
+        "--only",
+        "core-sudo",
+        "--format",
+        "json",
+        "--policy",
+        FULL_GUIDE,
+        "--root",
+    ];
+    args.iter()
+        .chain(&fixed)
+        .map(Into::into)
+        .chain([root.as_os_str().to_owned()])
+        .collect()
+}
+
 fn run_agent(args: &[&str], root: &Path) -> Vec<u8> {
     Command::new(BIN)
-        .args(args)
-        .args([
-            "--only",
-            "core-sudo",
-            "--format",
-            "json",
-            "--policy",
-            FULL_GUIDE,
-            "--root",
-        ])
-        .arg(root)
+        .args(core_sudo_args(args, root))
         .output()
         .unwrap()
         .stdout

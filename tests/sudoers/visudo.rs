@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use super::{common, ready, BIN, FULL_GUIDE};
+use super::{common, core_sudo_args, ready, BIN};
 
 const DROPIN: &str = "etc/sudoers.d/core-passwd";
 
@@ -37,17 +37,7 @@ fn agent(wrapper: &[&str], args: &[&str], root: &Path) -> (Output, Value) {
         None => Command::new(BIN),
     };
     let output = command
-        .args(args)
-        .args([
-            "--only",
-            "core-sudo",
-            "--format",
-            "json",
-            "--policy",
-            FULL_GUIDE,
-            "--root",
-        ])
-        .arg(root)
+        .args(core_sudo_args(args, root))
         .env_remove("SSH_CONNECTION")
         .output()
         .unwrap();
