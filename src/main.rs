@@ -200,7 +200,7 @@ fn run_controls(
         &loaded.policy,
         &steps,
         &mut report,
-        args.format,
+        (args.format, Stream::Stdout),
         |report| {
             report.journal = undo::journal_ref(&host);
         },
@@ -251,12 +251,28 @@ fn run_controls(
 /// Runs `steps` and writes the report as the controls finish (and, under systemd, a journal
 /// entry per control); `finish` completes the report before its footer. A report that cannot be
 /// written is a failed run (exit 1), though every control ran.
+/// Where a report goes: stdout, or stderr for one that must not join another document there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn lock(self) -> Box<dyn Write> {
+        match self {
+            Stream::Stdout => Box::new(std::io::stdout().lock()),
+            Stream::Stderr => Box::new(std::io::stderr().lock()),
+        }
+    }
+}
+
 fn write_report(
     host: &Host,
     policy: &policy::Policy,
     steps: &[Box<dyn controls::Step>],
     report: &mut Report,
-    format: Format,
+    (format, stream): (Format, Stream),
     finish: impl FnOnce(&mut Report),
 ) -> Result<u8, Failure> {
     let started = Instant::now();
@@ -274,17 +290,17 @@ fn write_report(
                 report.push(r)
             });
             finish(report);
-            let stdout = std::io::stdout().lock();
+            let out = stream.lock();
             if format == Format::Json {
-                write_json(stdout, report)
+                write_json(out, report)
             } else {
                 let xml = junit::render(report, started.elapsed(), &hostname());
-                write_all(stdout, xml.as_bytes())
+                write_all(out, xml.as_bytes())
             }
         }
         Format::Text => {
             // Diffs are what a dry run is for; apply shows them too, check only names the files.
-            let mut text = TextWriter::new(std::io::stdout().lock(), mode != Mode::Check);
+            let mut text = TextWriter::new(stream.lock(), mode != Mode::Check);
             text.header(report);
             engine::run(host, policy, steps, mode, &mut |r| {
                 text.control(&r);

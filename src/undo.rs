@@ -17,7 +17,7 @@ use crate::journal::record::Object;
 use crate::journal::{self, revert, RunMeta, RunState, RUNS_DIR};
 use crate::policy::Policy;
 use crate::report::{JournalRef, Mode, Report, Status};
-use crate::{terminal, write_json, write_report, Failure};
+use crate::{terminal, write_json, write_report, Failure, Stream};
 
 /// What `apply` was asked about the journal.
 #[derive(Debug, Default)]
@@ -195,12 +195,19 @@ fn revert_run(host: &Host, id: &str, options: &RevertOptions) -> Result<u8, Fail
     };
     let mut report = Report::new(mode, host.root().display().to_string(), Vec::new());
     report.reverts = Some(id.to_owned());
+    // A revert at a deadline runs ahead of an apply whose report is stdout's one JSON or JUnit
+    // document: it reports as text on stderr then (and to the journal, as every run does).
+    let output = if options.deadline && options.format != Format::Text {
+        (Format::Text, Stream::Stderr)
+    } else {
+        (options.format, Stream::Stdout)
+    };
     let code = write_report(
         host,
         &Policy::default(),
         &steps,
         &mut report,
-        options.format,
+        output,
         |_| {},
     )?;
     if mode == Mode::Apply {

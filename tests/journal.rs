@@ -119,6 +119,11 @@ fn a_missing_run_or_a_damaged_journal_is_exit_2_and_nothing_is_written() {
 
 /// The run's `run.json` says `state`, as `revert --deadline` leaves it.
 fn set_state(root: &Path, state: &str) {
+    set_field(root, "state", state.into());
+}
+
+/// Sets one field of the (only) run's `run.json`.
+fn set_field(root: &Path, field: &str, value: serde_json::Value) {
     let dir = fs::read_dir(root.join(RUNS))
         .unwrap()
         .next()
@@ -127,7 +132,7 @@ fn set_state(root: &Path, state: &str) {
         .path();
     let file = dir.join("run.json");
     let mut meta: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
-    meta["state"] = state.into();
+    meta[field] = value;
     fs::write(&file, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
 }
 
@@ -213,4 +218,37 @@ fn confirm_and_confirm_within_say_why_they_cannot() {
     let bad = run_on(root.path(), &["apply", "--confirm-within", "5 fortnights"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     assert_eq!(snapshot(root.path()), untouched);
+}
+
+/// A boot-time apply that first reverts a run whose confirmation deadline passed still prints one
+/// JSON document on stdout, the apply's: the revert reports on stderr (and to the journal).
+#[test]
+fn a_deadline_revert_before_a_json_apply_leaves_stdout_one_document() {
+    let root = fresh_root();
+    let guide = ["--policy", FULL_GUIDE, "--format", "json"];
+    let before = contents(root.path());
+    let applied = run_on(root.path(), &[&["apply"][..], &guide].concat());
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    // As `apply --confirm-within` leaves a run, with a deadline long past.
+    set_state(root.path(), "awaiting-confirmation");
+    set_field(root.path(), "deadline", 1.into());
+
+    let boot = run_on(root.path(), &[&["apply", "--boot"][..], &guide].concat());
+    assert_eq!(boot.status.code(), Some(0), "{}", text(&boot));
+    let documents: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&boot.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&boot)));
+    assert_eq!(documents.len(), 1, "{}", text(&boot));
+    assert_eq!(documents[0]["mode"], "apply", "{}", documents[0]);
+    let stderr = String::from_utf8_lossy(&boot.stderr);
+    assert!(stderr.contains("revert of run"), "{stderr}");
+    assert!(stderr.contains("sshd-socket"), "the revert's report: {stderr}");
+    // Reverted, then held at boot: the tree is as it was before the first apply.
+    assert_eq!(contents(root.path()), before);
+    assert!(
+        statuses(&boot).contains("sshd-socket=held"),
+        "{}",
+        statuses(&boot)
+    );
 }
