@@ -40,6 +40,12 @@ fn findings(plan: &Plan) -> String {
     plan.problems.join("\n")
 }
 
+/// No finding, and the summary says `expected`.
+fn assert_clean(plan: &Plan, expected: &str) {
+    assert!(plan.problems.is_empty(), "{}", findings(plan));
+    assert!(plan.summary.contains(expected), "{}", plan.summary);
+}
+
 #[test]
 fn nothing_of_etcd_or_locksmith_is_not_applicable() {
     let tree = flatcar_root();
@@ -78,12 +84,7 @@ fn locksmithd_without_etcd_lock_is_compliant() {
     .root_file("/etc/flatcar/update.conf", "REBOOT_STRATEGY=reboot\n");
     let plan = audit(&tree);
     assert_eq!(plan.disposition, Disposition::Managed);
-    assert!(plan.problems.is_empty(), "{}", findings(&plan));
-    assert!(
-        plan.summary.contains("does not use etcd"),
-        "{}",
-        plan.summary
-    );
+    assert_clean(&plan, "does not use etcd");
 }
 
 #[test]
@@ -164,8 +165,7 @@ fn etcd_lock_over_https_with_all_three_files_is_compliant() {
         );
     let plan = audit(&tree);
     assert_eq!(plan.disposition, Disposition::Managed);
-    assert!(plan.problems.is_empty(), "{}", findings(&plan));
-    assert!(plan.summary.contains("TLS throughout"), "{}", plan.summary);
+    assert_clean(&plan, "TLS throughout");
 }
 
 #[test]
@@ -281,12 +281,7 @@ fn etcd_member_urls_and_certificates() {
          ETCD_CLIENT_CERT_AUTH=true\n",
     );
     let plan = audit(&tree);
-    assert!(plan.problems.is_empty(), "{}", findings(&plan));
-    assert!(
-        plan.summary.contains("etcd-member.service"),
-        "{}",
-        plan.summary
-    );
+    assert_clean(&plan, "etcd-member.service");
 }
 
 #[test]
