@@ -10,6 +10,8 @@
 //! `sshd.service` as a daemon has it reloaded. Offline (an image) the files alone are judged.
 
 mod crypto;
+mod drift;
+mod guard;
 mod reader;
 #[cfg(test)]
 mod tests;
@@ -17,12 +19,12 @@ mod tests;
 use std::path::Path;
 
 use self::crypto::{CryptoFacts, Edit};
-use self::reader::{ConfigFiles, Directive};
+use self::reader::ConfigFiles;
 use super::units::UnitAction;
 use super::{Action, Control, ControlError, Disposition, FileState, FileWrite, Plan, Validation};
 use crate::host::fs::{FileSpec, Owner};
 use crate::host::session::Session;
-use crate::host::sshd::{Effective, CONNECTION_SPEC, SSHD_CONFIG};
+use crate::host::sshd::{Effective, SSHD_CONFIG};
 use crate::host::Host;
 use crate::policy::{self, PermitRootLogin, SshdCrypto};
 
@@ -122,8 +124,14 @@ fn settings(
     let numbers = [
         ("MaxAuthTries", policy.max_auth_tries.map(|n| n.0)),
         ("LoginGraceTime", policy.login_grace_time.map(|n| n.0)),
-        ("ClientAliveInterval", policy.client_alive_interval.map(|n| n.0)),
-        ("ClientAliveCountMax", policy.client_alive_count_max.map(|n| n.0)),
+        (
+            "ClientAliveInterval",
+            policy.client_alive_interval.map(|n| n.0),
+        ),
+        (
+            "ClientAliveCountMax",
+            policy.client_alive_count_max.map(|n| n.0),
+        ),
     ];
     for (keyword, value) in numbers {
         if let Some(value) = value {
@@ -219,7 +227,9 @@ impl Control for SshdConfig {
         let files = ConfigFiles::gather(host, Path::new(SSHD_CONFIG))?;
         let (installed, live) = if host.is_live() {
             let installed = host.has_sshd();
-            let live = installed.then(|| observe_live(host, &self.policy)).transpose()?;
+            let live = installed
+                .then(|| observe_live(host, &self.policy))
+                .transpose()?;
             (installed, live)
         } else {
             (host.fs.lstat(Path::new(SSHD))?.is_some(), None)
@@ -255,9 +265,9 @@ impl Control for SshdConfig {
         let directives = state
             .files
             .directives(Path::new(SSHD_CONFIG), Some((Path::new(DROPIN), &text)));
-        let named = winners(&mut plan, &settings, &directives);
+        let named = drift::winners(&mut plan, &settings, &directives);
         if let (None, Some(live)) = (&write, live) {
-            judge_effective(&mut plan, &settings, &live.effective, &named);
+            drift::judge_effective(&mut plan, &settings, &live.effective, &named);
         }
         let keywords: Vec<&str> = settings.iter().map(|s| s.keyword).collect();
         plan.summary = match &write {
@@ -296,7 +306,7 @@ impl Control for SshdConfig {
     }
 
     fn lockout_risk(&self, session: &Session) -> Option<String> {
-        lockout(&self.policy, session)
+        guard::lockout(&self.policy, session)
     }
 }
 
@@ -322,181 +332,5 @@ fn observe_live(host: &Host, policy: &policy::SshdConfig) -> Result<Live, Contro
         crypto,
         daemon_active: crate::journal::record::is_active(&daemon.active_state)
             && daemon.load_state == "loaded",
-    })
-}
-
-/// Problems for every managed keyword whose first value (with the drop-in in place) comes from
-/// another file, or that another file adds to; returns the keywords named that way.
-fn winners(plan: &mut Plan, settings: &[Setting], directives: &[Directive]) -> Vec<String> {
-    let dropin = Path::new(DROPIN);
-    let mut named = Vec::new();
-    if !settings.is_empty() && !directives.iter().any(|d| d.file == dropin) {
-        plan.problems.push(format!(
-            "sshd does not read {DROPIN}: {SSHD_CONFIG} has no `Include` of \
-             /etc/ssh/sshd_config.d/*.conf; add `Include \"/etc/ssh/sshd_config.d/*.conf\"` as \
-             its first line"
-        ));
-        return settings.iter().map(|s| s.keyword.to_owned()).collect();
-    }
-    for setting in settings {
-        let key = setting.keyword.to_ascii_lowercase();
-        let same = directives.iter().filter(|d| d.key == key);
-        for directive in same {
-            if directive.file == dropin {
-                if !setting.accumulates {
-                    break;
-                }
-                continue;
-            }
-            if directive.conditional {
-                plan.notes.push(format!(
-                    "{}: `{} {}` inside a Match block applies to the connections it matches \
-                     (`sshd -T -C {CONNECTION_SPEC}` is what is judged)",
-                    directive.location(),
-                    setting.keyword,
-                    directive.args.join(" ")
-                ));
-                continue;
-            }
-            plan.problems.push(if setting.accumulates {
-                format!(
-                    "{}: `{} {}` adds to the drop-in's list, so sshd lets more in than the \
-                     policy's `{}`; remove that line",
-                    directive.location(),
-                    setting.keyword,
-                    directive.args.join(" "),
-                    setting.value
-                )
-            } else {
-                format!(
-                    "{}: `{} {}` is read before {DROPIN}, and sshd keeps the first value: the \
-                     policy's `{}` is not in force; remove that line (or rename the file to \
-                     sort after {DROPIN})",
-                    directive.location(),
-                    setting.keyword,
-                    directive.args.join(" "),
-                    setting.value
-                )
-            });
-            named.push(key.clone());
-            if !setting.accumulates {
-                break;
-            }
-        }
-    }
-    named
-}
-
-/// Compares `sshd -T` with what the settings should give; a keyword already named by
-/// [`winners`] is not reported twice.
-fn judge_effective(
-    plan: &mut Plan,
-    settings: &[Setting],
-    effective: &Result<Effective, String>,
-    named: &[String],
-) {
-    let effective = match effective {
-        Ok(effective) => effective,
-        Err(error) => {
-            plan.problems.push(format!(
-                "{error}: the settings in force cannot be told"
-            ));
-            return;
-        }
-    };
-    for setting in settings {
-        let key = setting.keyword.to_ascii_lowercase();
-        let Some(expected) = &setting.expected else {
-            continue;
-        };
-        let found: Vec<String> = effective
-            .get(&key)
-            .map(|values| values.iter().map(|v| normalized(&key, v)).collect())
-            .unwrap_or_default();
-        if &found != expected && !named.contains(&key) {
-            plan.problems.push(format!(
-                "`sshd -T -C {CONNECTION_SPEC}` shows `{key} {}` where the policy wants `{}`: \
-                 something sshd reads (a Match block, a file the reader could not follow) wins \
-                 over {DROPIN}",
-                found.join(" "),
-                expected.join(" ")
-            ));
-        }
-    }
-}
-
-/// What the settings take away from the operator's next SSH login, if anything. Fails closed:
-/// what cannot be told counts as lost.
-fn lockout(policy: &policy::SshdConfig, session: &Session) -> Option<String> {
-    let operator = session.operator();
-    let who = operator.clone().unwrap_or_else(|| "(unknown)".to_owned());
-    let mut lost = Vec::new();
-    if operator.is_none() {
-        lost.push("the user of this session cannot be told".to_owned());
-    }
-    if let Some(users) = &policy.allow_users {
-        if !users.iter().any(|u| Some(&u.0) == operator.as_ref()) {
-            lost.push(format!(
-                "AllowUsers {} leaves out {who} (you)",
-                users.iter().map(|u| u.0.as_str()).collect::<Vec<_>>().join(" ")
-            ));
-        }
-    }
-    if let Some(groups) = &policy.allow_groups {
-        let mine = operator
-            .as_deref()
-            .map(|u| session.groups_of(u))
-            .unwrap_or_default();
-        if !groups.iter().any(|g| mine.contains(&g.0)) {
-            lost.push(format!(
-                "AllowGroups {} has none of {who}'s groups ({})",
-                groups.iter().map(|g| g.0.as_str()).collect::<Vec<_>>().join(" "),
-                mine.join(", ")
-            ));
-        }
-    }
-    let is_root = operator.as_deref() == Some("root");
-    if is_root && policy.permit_root_login == Some(PermitRootLogin::No) {
-        lost.push("PermitRootLogin no: root (you) can no longer log in over SSH".to_owned());
-    }
-    let password_off = policy.password_authentication == Some(false);
-    let kbd_off = policy.kbd_interactive_authentication == Some(false);
-    let prohibit = is_root && policy.permit_root_login == Some(PermitRootLogin::ProhibitPassword);
-    if password_off || kbd_off || prohibit {
-        match session.ssh_auth_methods() {
-            Ok(methods) => {
-                let used = |m: &str| methods.iter().any(|x| x.starts_with(m));
-                if password_off && used("password") {
-                    lost.push("PasswordAuthentication no: this session logged in with a password".into());
-                }
-                if kbd_off && used("keyboard-interactive") {
-                    lost.push(
-                        "KbdInteractiveAuthentication no: this session logged in with \
-                         keyboard-interactive (a password through PAM)"
-                            .into(),
-                    );
-                }
-                if prohibit && (used("password") || used("keyboard-interactive")) {
-                    lost.push(
-                        "PermitRootLogin prohibit-password: root (you) logged in with a password"
-                            .into(),
-                    );
-                }
-            }
-            Err(why) => lost.push(format!(
-                "how this session authenticated cannot be told ({why}), so a password login \
-                 may be what is turned off"
-            )),
-        }
-        tracing::debug!(
-            "sshd-config guard: {who} authenticated with {:?}",
-            session.ssh_auth_methods()
-        );
-    }
-    (!lost.is_empty()).then(|| {
-        format!(
-            "sshd's new settings would refuse {who}'s next SSH login: {}",
-            lost.join("; ")
-        )
     })
 }

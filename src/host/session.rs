@@ -91,9 +91,7 @@ impl Session {
                 let lookup = self.answer()?.as_ref().ok()?;
                 Some(lookup.session.as_ref()?.user.clone())
             })
-            .or_else(|| {
-                accounts::user_name(nix::unistd::getuid().as_raw(), &self.accounts.passwd)
-            })
+            .or_else(|| accounts::user_name(nix::unistd::getuid().as_raw(), &self.accounts.passwd))
     }
 
     /// The groups of `user` (primary and supplementary), from the running system's files.

@@ -380,7 +380,15 @@ fn a_daemon_reload_is_recorded_and_revert_reloads_after_the_files_are_back() {
     let reload = Action::Unit(UnitAction::ReloadUnit("sshd.service".into()));
     // The record is written before the action (which needs PID 1, absent here).
     super::before(&host, &reload).unwrap();
-    let id = host.journal.borrow().as_ref().unwrap().run().unwrap().id.clone();
+    let id = host
+        .journal
+        .borrow()
+        .as_ref()
+        .unwrap()
+        .run()
+        .unwrap()
+        .id
+        .clone();
     host.journal.replace(None);
 
     let run = read::load(&host, &id).unwrap();
@@ -391,10 +399,17 @@ fn a_daemon_reload_is_recorded_and_revert_reloads_after_the_files_are_back() {
     let steps = revert::steps(&run, &[], false);
     let plan = steps[0].assess(&host).unwrap();
     assert_eq!(plan.actions.len(), 2, "{plan:?}");
-    assert!(matches!(&plan.actions[0], Action::RemoveFile { path, .. } if path.ends_with("00-flatcar-harden.conf")));
-    assert!(matches!(&plan.actions[1], Action::Unit(UnitAction::ReloadUnit(unit)) if unit == "sshd.service"));
+    assert!(
+        matches!(&plan.actions[0], Action::RemoveFile { path, .. } if path.ends_with("00-flatcar-harden.conf"))
+    );
+    assert!(
+        matches!(&plan.actions[1], Action::Unit(UnitAction::ReloadUnit(unit)) if unit == "sshd.service")
+    );
     execute(&host, &plan.actions[..1]).unwrap();
     assert!(!root.path().join(&dropin[1..]).exists());
     let again = steps[0].assess(&host).unwrap();
-    assert!(again.actions.is_empty() && again.problems.is_empty(), "{again:?}");
+    assert!(
+        again.actions.is_empty() && again.problems.is_empty(),
+        "{again:?}"
+    );
 }

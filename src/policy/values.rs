@@ -259,10 +259,9 @@ impl TryFrom<String> for AccountName {
         let body = name.strip_suffix('$').unwrap_or(&name);
         let valid = !body.is_empty()
             && name.len() <= 32
-            && body
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| b.is_ascii_lowercase() || b == b'_' || (i > 0 && (b.is_ascii_digit() || b == b'-')));
+            && body.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_lowercase() || b == b'_' || (i > 0 && (b.is_ascii_digit() || b == b'-'))
+            });
         if valid {
             return Ok(AccountName(name));
         }
@@ -295,9 +294,7 @@ impl From<AccountName> for String {
 }
 
 /// `sshd-config.allow_users` / `allow_groups`: every name once (emptiness: strict.rs).
-pub fn account_list<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<AccountName>>, D::Error> {
+pub fn account_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<AccountName>>, D::Error> {
     let names = Vec::<AccountName>::deserialize(d)?;
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {

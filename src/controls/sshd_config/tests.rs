@@ -51,7 +51,11 @@ fn the_dropin_is_written_first_in_order_0600_and_a_second_apply_changes_nothing(
     let policy = strict();
     let dry = run(&host, &policy, Mode::DryRun);
     assert_eq!(dry.status, Status::WouldChange, "{}", text(&dry));
-    assert!(dry.changes[0].diff.as_deref().unwrap().contains("+PermitRootLogin no"));
+    assert!(dry.changes[0]
+        .diff
+        .as_deref()
+        .unwrap()
+        .contains("+PermitRootLogin no"));
     assert!(!m.root.join(&DROPIN[1..]).exists(), "dry run wrote");
 
     let first = run(&host, &policy, Mode::Apply);
@@ -61,7 +65,10 @@ fn the_dropin_is_written_first_in_order_0600_and_a_second_apply_changes_nothing(
         "PermitRootLogin no\nPasswordAuthentication no\nClientAliveInterval 60\nAllowUsers core\n"
     ));
     let mode = std::fs::metadata(m.root.join(&DROPIN[1..])).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
 
     let again = run(&host, &policy, Mode::Apply);
     assert!(again.changes.is_empty(), "{:?}", again.changes);
@@ -72,7 +79,10 @@ fn the_dropin_is_written_first_in_order_0600_and_a_second_apply_changes_nothing(
 #[test]
 fn a_file_that_sorts_earlier_or_the_main_file_before_its_include_is_drift_named_file_line() {
     let m = flatcar();
-    m.root_file("/etc/ssh/sshd_config.d/00-aaa.conf", "# x\nPermitRootLogin yes\n");
+    m.root_file(
+        "/etc/ssh/sshd_config.d/00-aaa.conf",
+        "# x\nPermitRootLogin yes\n",
+    );
     let host = m.offline();
     let report = run(&host, &strict(), Mode::Apply);
     assert_eq!(report.status, Status::Failed, "{}", text(&report));
@@ -82,7 +92,11 @@ fn a_file_that_sorts_earlier_or_the_main_file_before_its_include_is_drift_named_
         text(&report)
     );
     // The later Flatcar ClientAliveInterval loses to the drop-in: not drift.
-    assert!(!text(&report).contains("50-flatcar-sshd.conf"), "{}", text(&report));
+    assert!(
+        !text(&report).contains("50-flatcar-sshd.conf"),
+        "{}",
+        text(&report)
+    );
 
     let m = flatcar();
     m.root_file(
@@ -103,7 +117,11 @@ fn allow_users_anywhere_else_adds_to_the_list_and_is_drift() {
     m.root_file("/etc/ssh/sshd_config.d/60-more.conf", "AllowUsers alice\n");
     let report = run(&m.offline(), &strict(), Mode::Apply);
     assert_eq!(report.status, Status::Failed, "{}", text(&report));
-    assert!(text(&report).contains("60-more.conf:1: `AllowUsers alice` adds"), "{}", text(&report));
+    assert!(
+        text(&report).contains("60-more.conf:1: `AllowUsers alice` adds"),
+        "{}",
+        text(&report)
+    );
 }
 
 #[test]
@@ -112,7 +130,11 @@ fn without_an_include_the_dropin_is_not_read_and_that_is_said() {
     m.root_file("/etc/ssh/sshd_config", "UsePAM yes\n");
     let report = run(&m.offline(), &strict(), Mode::Check);
     assert_eq!(report.status, Status::Failed, "{}", text(&report));
-    assert!(text(&report).contains("has no `Include`"), "{}", text(&report));
+    assert!(
+        text(&report).contains("has no `Include`"),
+        "{}",
+        text(&report)
+    );
 }
 
 #[test]
@@ -130,7 +152,12 @@ fn include_globs_sort_bytewise_and_skip_hidden_files() {
     assert!(!glob("*.conf", "x.conf.bak"));
     assert!(glob("[0-4]?-*.conf", "40-x.conf"));
     assert!(!glob("[!0-4]*.conf", "40-x.conf"));
-    let mut names = ["9999999gentoo.conf", "00-flatcar-harden.conf", "00-aaa.conf", "50-flatcar-sshd.conf"];
+    let mut names = [
+        "9999999gentoo.conf",
+        "00-flatcar-harden.conf",
+        "00-aaa.conf",
+        "50-flatcar-sshd.conf",
+    ];
     names.sort();
     assert_eq!(names[0], "00-aaa.conf");
     assert_eq!(names[1], "00-flatcar-harden.conf");
@@ -156,7 +183,9 @@ fn modern_crypto_edits_defaults_and_puts_only_known_post_quantum_names_first() {
     );
     let (edits, note) = modern(Some(&openssh_9));
     assert_eq!(note, None);
-    assert!(edits[0].line().starts_with("KexAlgorithms -diffie-hellman-group1-sha1,"));
+    assert!(edits[0]
+        .line()
+        .starts_with("KexAlgorithms -diffie-hellman-group1-sha1,"));
     let kex = crypto_setting(&edits[0], Some(&openssh_9));
     assert_eq!(
         kex.expected.unwrap(),
@@ -173,7 +202,10 @@ fn modern_crypto_edits_defaults_and_puts_only_known_post_quantum_names_first() {
         false,
     );
     let (edits, note) = modern(Some(&openssh_8));
-    assert_eq!(edits[0].line(), "KexAlgorithms ^sntrup761x25519-sha512@openssh.com");
+    assert_eq!(
+        edits[0].line(),
+        "KexAlgorithms ^sntrup761x25519-sha512@openssh.com"
+    );
     assert!(note.unwrap().contains("weak key exchanges stay"));
     let kex = crypto_setting(&edits[0], Some(&openssh_8));
     assert_eq!(
@@ -189,8 +221,14 @@ fn modern_crypto_edits_defaults_and_puts_only_known_post_quantum_names_first() {
     for edit in &edits {
         for name in &edit.names {
             assert!(
-                !["aes128-ctr", "aes256-gcm@openssh.com", "hmac-sha2-256", "hmac-sha2-512-etm@openssh.com", "ecdh-sha2-nistp256"]
-                    .contains(&name.as_str()),
+                ![
+                    "aes128-ctr",
+                    "aes256-gcm@openssh.com",
+                    "hmac-sha2-256",
+                    "hmac-sha2-512-etm@openssh.com",
+                    "ecdh-sha2-nistp256"
+                ]
+                .contains(&name.as_str()),
                 "{name} removed"
             );
         }
@@ -201,14 +239,21 @@ fn modern_crypto_edits_defaults_and_puts_only_known_post_quantum_names_first() {
 fn every_line_of_the_dropin_is_one_directive() {
     let mut policy = strict();
     policy.sshd_config.crypto = SshdCrypto::Modern;
-    policy.sshd_config.allow_groups = Some(vec![AccountName("wheel".into()), AccountName("core".into())]);
+    policy.sshd_config.allow_groups = Some(vec![
+        AccountName("wheel".into()),
+        AccountName("core".into()),
+    ]);
     let (settings, _) = settings(&policy.sshd_config, None);
     let text = content(&settings);
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(lines.len(), settings.len());
     assert!(lines.contains(&"AllowGroups wheel core"));
     for line in lines {
-        assert_eq!(line.matches(' ').count(), line.split_whitespace().count() - 1, "{line}");
+        assert_eq!(
+            line.matches(' ').count(),
+            line.split_whitespace().count() - 1,
+            "{line}"
+        );
     }
 }
 
@@ -239,11 +284,17 @@ fn the_guard_names_each_loss_and_fails_closed_on_an_unknown_auth_method() {
     policy.sshd_config.permit_root_login = Some(PermitRootLogin::ProhibitPassword);
     assert_eq!(guard(&policy, "root", key()), None);
     let risk = guard(&policy, "root", Ok(vec!["keyboard-interactive/pam".into()])).unwrap();
-    assert!(risk.contains("root (you) logged in with a password"), "{risk}");
+    assert!(
+        risk.contains("root (you) logged in with a password"),
+        "{risk}"
+    );
     // AllowGroups: the operator's groups count.
     policy.sshd_config.allow_groups = Some(vec![AccountName("wheel".into())]);
     let risk = guard(&policy, "core", key()).unwrap();
-    assert!(risk.contains("AllowGroups wheel has none of core's groups (core)"), "{risk}");
+    assert!(
+        risk.contains("AllowGroups wheel has none of core's groups (core)"),
+        "{risk}"
+    );
     policy.sshd_config.allow_groups = Some(vec![AccountName("core".into())]);
     assert_eq!(guard(&policy, "core", key()), None);
 }
@@ -259,10 +310,10 @@ fn effective_values_judge_compliance_with_sshd_spellings() {
     let (settings, _) = settings(&policy.sshd_config, None);
     let mut plan = Plan::managed("");
     let ok = parse_effective("permitrootlogin without-password\nallowusers core\n");
-    judge_effective(&mut plan, &settings, &Ok(ok), &[]);
+    drift::judge_effective(&mut plan, &settings, &Ok(ok), &[]);
     assert!(plan.problems.is_empty(), "{:?}", plan.problems);
     let drift = parse_effective("permitrootlogin yes\nallowusers core\nallowusers alice\n");
-    judge_effective(&mut plan, &settings, &Ok(drift), &[]);
+    drift::judge_effective(&mut plan, &settings, &Ok(drift), &[]);
     assert_eq!(plan.problems.len(), 2, "{:?}", plan.problems);
     assert!(plan.problems[0].contains("shows `permitrootlogin yes`"));
 }
