@@ -72,10 +72,12 @@ impl Host {
         if ran.status.success() {
             return Ok(());
         }
+        let reason = ran.reason();
+        let reason: Vec<&str> = reason.lines().map(str::trim).collect();
         Err(HostError::Refused(format!(
             "sshd -t rejects the configuration with the new drop-in, so it was not put in place: \
              {}",
-            ran.reason()
+            reason.join("; ")
         )))
     }
 
