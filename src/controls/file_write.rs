@@ -1,6 +1,7 @@
 //! [`FileWrite`]: one file brought to a wanted content, mode and owner — planned from a
 //! [`FileState`] observed beforehand (pure), applied atomically with a "changed since observed"
-//! check, sudoers candidates validated with visudo and rolled back if the whole set breaks.
+//! check, sudoers candidates validated with visudo and rolled back if the whole set breaks, sshd
+//! drop-ins validated with `sshd -t` before the rename.
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +72,9 @@ pub enum Validation {
     None,
     /// `visudo -c -f` on the candidate, then `visudo -c` on the whole configuration.
     Sudoers,
+    /// `sshd -t` on the whole configuration with the candidate read first (live hosts only: an
+    /// image's sshd is not ours to run).
+    Sshd,
 }
 
 /// A file to (re)write, with what was there when the plan was made.
@@ -119,6 +123,7 @@ impl FileWrite {
         }
         let check_candidate = |candidate: &Path| match self.validation {
             Validation::Sudoers => host.visudo_check_file(candidate).map(drop),
+            Validation::Sshd => host.sshd_check_candidate(candidate),
             Validation::None => Ok(()),
         };
         host.fs

@@ -28,6 +28,8 @@ pub enum UnitAction {
     Stop(String),
     /// `StartUnit(unit, "replace")`, waiting for the job.
     Start(String),
+    /// `ReloadOrTryRestartUnit(unit, "replace")`: a running daemon reads its configuration again.
+    ReloadUnit(String),
     /// In an image: `path -> target` (a mask is `-> /dev/null`).
     Link { path: PathBuf, target: PathBuf },
     /// In an image: remove the link at `path` (an unmask).
@@ -45,6 +47,7 @@ impl UnitAction {
             UnitAction::Reload => host.systemd()?.reload(),
             UnitAction::Stop(unit) => host.systemd()?.stop(unit),
             UnitAction::Start(unit) => host.systemd()?.start(unit),
+            UnitAction::ReloadUnit(unit) => host.systemd()?.reload_unit(unit),
             UnitAction::Link { path, target } => host.fs.symlink_atomic(path, target, 0o755),
             UnitAction::Unlink { path } => host.fs.remove(path),
             UnitAction::SocketGroup { path, to, .. } => host.fs.chgrp_nofollow(path, *to),
@@ -82,6 +85,12 @@ impl UnitAction {
                 Some(unit.clone()),
                 None,
                 "StartUnit replace, as systemctl start".to_owned(),
+            ),
+            UnitAction::ReloadUnit(unit) => (
+                "reload-unit",
+                Some(unit.clone()),
+                None,
+                "ReloadOrTryRestartUnit, as systemctl try-reload-or-restart".to_owned(),
             ),
             UnitAction::Link { path, target } => (
                 "create-symlink",

@@ -160,13 +160,18 @@ impl Accounts {
     }
 }
 
+/// The passwd and group databases under `fs`.
+pub fn read_accounts(fs: &RootFs) -> Result<Accounts, HostError> {
+    Ok(Accounts {
+        passwd: passwd_files(fs)?,
+        group: read_all(fs, &GROUP_FILES)?,
+    })
+}
+
 impl Host {
     /// This root's passwd and group databases.
     pub fn accounts(&self) -> Result<Accounts, HostError> {
-        Ok(Accounts {
-            passwd: passwd_files(&self.fs)?,
-            group: read_all(&self.fs, &GROUP_FILES)?,
-        })
+        read_accounts(&self.fs)
     }
 
     /// Accounts that can log in on the console with a password. The lockout guard names them as

@@ -10,6 +10,7 @@ pub mod kmod;
 pub mod locks;
 pub mod logind;
 pub mod session;
+pub mod sshd;
 pub mod sudo;
 pub mod systemd;
 
@@ -72,9 +73,9 @@ impl Host {
         let live = canonical == Path::new("/");
         // The user running the agent is named from the running system's passwd (the agent
         // makes no NSS lookup: a static glibc cannot load the host's NSS modules reliably).
-        let passwd = match live {
-            true => accounts::passwd_files(&fs).unwrap_or_default(),
-            false => Vec::new(),
+        let accounts = match live {
+            true => accounts::read_accounts(&fs).unwrap_or_default(),
+            false => accounts::Accounts::default(),
         };
         let euid = nix::unistd::geteuid();
         let owner = if euid.is_root() {
@@ -91,7 +92,7 @@ impl Host {
             fs,
             live,
             owner,
-            session: Session::detect(passwd),
+            session: Session::detect(accounts),
             kernel: if live {
                 Some(Kernel::open(Path::new("/"))?)
             } else {

@@ -6,7 +6,7 @@
 use std::cell::OnceCell;
 use std::fs;
 
-use super::accounts;
+use super::accounts::{self, Accounts};
 use super::logind::{LoginLookup, Logind};
 
 /// Where the agent's process sits in systemd's cgroup tree: a system service is no login.
@@ -49,15 +49,17 @@ pub struct Session {
     lineage: Vec<u32>,
     /// logind's answer, asked on first need.
     logind: OnceCell<Answer>,
-    /// The running system's passwd files (`/etc`, then the baselayout), to name the user running
-    /// the agent; empty for an image.
-    passwd: Vec<Vec<u8>>,
+    /// The running system's passwd and group files (`/etc`, then the baselayout), to name the
+    /// user running the agent and its groups; empty for an image.
+    accounts: Accounts,
+    /// How this SSH login authenticated, asked on first need (sshd-config's guard).
+    auth: OnceCell<Result<Vec<String>, String>>,
 }
 
 impl Session {
-    /// What the environment and `/proc` say; logind is not asked yet. `passwd`: the running
-    /// system's passwd files, read by the caller through the host's file layer.
-    pub fn detect(passwd: Vec<Vec<u8>>) -> Session {
+    /// What the environment and `/proc` say; logind is not asked yet. `accounts`: the running
+    /// system's passwd and group files, read by the caller through the host's file layer.
+    pub fn detect(accounts: Accounts) -> Session {
         let lineage = lineage();
         let placement = fs::read_to_string("/proc/self/cgroup")
             .map(|cgroups| placement(&cgroups))
@@ -68,7 +70,8 @@ impl Session {
             placement,
             lineage,
             logind: OnceCell::new(),
-            passwd,
+            accounts,
+            auth: OnceCell::new(),
         }
     }
 
@@ -88,7 +91,35 @@ impl Session {
                 let lookup = self.answer()?.as_ref().ok()?;
                 Some(lookup.session.as_ref()?.user.clone())
             })
-            .or_else(|| accounts::user_name(nix::unistd::getuid().as_raw(), &self.passwd))
+            .or_else(|| accounts::user_name(nix::unistd::getuid().as_raw(), &self.accounts.passwd))
+    }
+
+    /// The groups of `user` (primary and supplementary), from the running system's files.
+    pub fn groups_of(&self, user: &str) -> Vec<String> {
+        self.accounts.identity(user).groups.into_iter().collect()
+    }
+
+    /// The user of this run's login session and how it authenticated (`publickey`, `password`,
+    /// `keyboard-interactive/pam`, …): logind names the session's leader, and sshd's "Accepted"
+    /// line of that process in the journal names the method. `Err` says why it cannot be told.
+    pub fn ssh_auth_methods(&self) -> Result<Vec<String>, String> {
+        self.auth
+            .get_or_init(|| {
+                let answer = self
+                    .answer()
+                    .ok_or_else(|| "logind was not asked (no login session)".to_owned())?;
+                let lookup = answer.as_ref().map_err(Clone::clone)?;
+                let session = lookup
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| "logind knows no session for this run".to_owned())?;
+                if session.leader == 0 {
+                    return Err(format!("{session} has no leader process"));
+                }
+                super::sshd::accepted_methods(session.leader, &session.user)
+                    .map_err(|why| format!("{session}: {why}"))
+            })
+            .clone()
     }
 
     fn answer(&self) -> Option<&Result<LoginLookup, String>> {
@@ -116,8 +147,22 @@ impl Session {
             placement,
             lineage: vec![std::process::id()],
             logind: OnceCell::from(logind),
-            passwd: Vec::new(),
+            accounts: Accounts::default(),
+            auth: OnceCell::new(),
         }
+    }
+
+    /// Unit tests: a session with an operator, its groups and how it authenticated.
+    #[cfg(test)]
+    pub fn authenticated(user: &str, group: &str, auth: Result<Vec<String>, String>) -> Session {
+        let mut session = Session::known(None, Placement::Unknown("test".into()), None);
+        session.sudo_user = Some(user.to_owned());
+        session.accounts = Accounts {
+            passwd: vec![format!("{user}:x:1000:1000::/home/{user}:/bin/sh\n").into_bytes()],
+            group: vec![format!("{group}:x:1000:\n").into_bytes()],
+        };
+        session.auth = OnceCell::from(auth);
+        session
     }
 }
 

@@ -49,6 +49,7 @@ trait Manager {
     fn reload(&self) -> zbus::Result<()>;
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reload_or_try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn start_transient_unit(
         &self,
         name: &str,
@@ -244,6 +245,15 @@ impl Systemd {
             .start_unit(name, "replace")
             .map_err(|e| dbus(format_args!("StartUnit({name})"), e))?;
         self.wait_for(name, &["active"], "start")
+    }
+
+    /// `systemctl try-reload-or-restart NAME`: a running daemon reads its configuration again
+    /// (sshd on SIGHUP); a unit that is not running is left alone. Waits for `active` again.
+    pub fn reload_unit(&self, name: &str) -> Result<(), HostError> {
+        self.manager()?
+            .reload_or_try_restart_unit(name, "replace")
+            .map_err(|e| dbus(format_args!("ReloadOrTryRestartUnit({name})"), e))?;
+        self.wait_for(name, &["active", "inactive"], "reload")
     }
 
     /// Polls the unit's `ActiveState` until it is one of `done` (the job finished) or the

@@ -42,6 +42,7 @@ pub fn steps(run: &Run, only: &[String], force: bool) -> Vec<Box<dyn Step>> {
                 run: run.meta.id.clone(),
                 objects: Vec::new(),
                 reload: false,
+                reload_units: Vec::new(),
                 unloaded: Vec::new(),
                 force,
             };
@@ -62,6 +63,9 @@ pub struct RevertStep {
     /// of it, `after` from the last.
     objects: Vec<Object>,
     reload: bool,
+    /// Daemons the run told to read their configuration again: told again once the files are
+    /// back.
+    reload_units: Vec<String>,
     unloaded: Vec<String>,
     force: bool,
 }
@@ -74,7 +78,7 @@ fn key(object: &Object) -> Option<String> {
         Object::UnitActive { unit, .. } => Some(format!("unit-active {unit}")),
         Object::SocketGroup { path, .. } => Some(format!("group {path}")),
         Object::KernelSetting { path, .. } => Some(format!("kernel {path}")),
-        Object::Reload | Object::ModuleUnloaded { .. } => None,
+        Object::Reload | Object::UnitReload { .. } | Object::ModuleUnloaded { .. } => None,
     }
 }
 
@@ -82,6 +86,11 @@ impl RevertStep {
     fn add(&mut self, object: &Object) {
         match object {
             Object::Reload => self.reload = true,
+            Object::UnitReload { unit } => {
+                if !self.reload_units.contains(unit) {
+                    self.reload_units.push(unit.clone());
+                }
+            }
             Object::ModuleUnloaded { module } => {
                 if !self.unloaded.contains(module) {
                     self.unloaded.push(module.clone());
@@ -282,8 +291,15 @@ impl Step for RevertStep {
                         }),
                     }
                 }
-                Object::Reload | Object::ModuleUnloaded { .. } => {}
+                Object::Reload | Object::UnitReload { .. } | Object::ModuleUnloaded { .. } => {}
             }
+        }
+        if !persistent.is_empty() {
+            runtime.extend(
+                self.reload_units
+                    .iter()
+                    .map(|unit| Action::Unit(UnitAction::ReloadUnit(unit.clone()))),
+            );
         }
         if self.reload && !persistent.is_empty() {
             persistent.push(Action::Unit(UnitAction::Reload));

@@ -367,3 +367,49 @@ fn a_timer_that_cannot_be_armed_changes_nothing() {
         "the run was left behind"
     );
 }
+
+/// sshd-config with a daemon-mode sshd: the drop-in write and the reload of `sshd.service` are
+/// both recorded; revert removes the drop-in, then reloads the daemon so it forgets it, and a
+/// second revert does neither.
+#[test]
+fn a_daemon_reload_is_recorded_and_revert_reloads_after_the_files_are_back() {
+    use crate::controls::UnitAction;
+    let (root, host) = journaled();
+    let dropin = "/etc/ssh/sshd_config.d/00-flatcar-harden.conf";
+    execute(&host, &[write(&host, dropin, "PermitRootLogin no\n")]).unwrap();
+    let reload = Action::Unit(UnitAction::ReloadUnit("sshd.service".into()));
+    // The record is written before the action (which needs PID 1, absent here).
+    super::before(&host, &reload).unwrap();
+    let id = host
+        .journal
+        .borrow()
+        .as_ref()
+        .unwrap()
+        .run()
+        .unwrap()
+        .id
+        .clone();
+    host.journal.replace(None);
+
+    let run = read::load(&host, &id).unwrap();
+    assert!(matches!(
+        &run.records[1].object,
+        super::record::Object::UnitReload { unit } if unit == "sshd.service"
+    ));
+    let steps = revert::steps(&run, &[], false);
+    let plan = steps[0].assess(&host).unwrap();
+    assert_eq!(plan.actions.len(), 2, "{plan:?}");
+    assert!(
+        matches!(&plan.actions[0], Action::RemoveFile { path, .. } if path.ends_with("00-flatcar-harden.conf"))
+    );
+    assert!(
+        matches!(&plan.actions[1], Action::Unit(UnitAction::ReloadUnit(unit)) if unit == "sshd.service")
+    );
+    execute(&host, &plan.actions[..1]).unwrap();
+    assert!(!root.path().join(&dropin[1..]).exists());
+    let again = steps[0].assess(&host).unwrap();
+    assert!(
+        again.actions.is_empty() && again.problems.is_empty(),
+        "{again:?}"
+    );
+}

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::values::{self, AbsolutePath, JournalKeep, ModprobeFile, ModuleName, SudoersMode};
+use super::values::{
+    self, AbsolutePath, AccountName, JournalKeep, ModprobeFile, ModuleName, SshdCount, SshdSeconds,
+    SudoersMode,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -15,6 +18,8 @@ pub struct Policy {
     pub journal: Journal,
     #[serde(rename = "sshd-socket")]
     pub sshd_socket: SshdSocket,
+    #[serde(rename = "sshd-config")]
+    pub sshd_config: SshdConfig,
     #[serde(rename = "docker-socket")]
     pub docker_socket: DockerSocket,
     #[serde(rename = "core-sudo")]
@@ -73,6 +78,75 @@ pub enum SshdSocketState {
     Masked,
     /// Undo a mask: sshd.socket unmasked and listening.
     Enabled,
+}
+
+/// `[sshd-config]`: sshd settings in one drop-in that sorts before every other file of
+/// `/etc/ssh/sshd_config.d` (sshd keeps the first value it reads). Unset keys are not managed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshdConfig {
+    pub state: SshdConfigState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permit_root_login: Option<PermitRootLogin>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_authentication: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kbd_interactive_authentication: Option<bool>,
+    /// `AllowUsers`: only these users may log in over SSH.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "values::account_list"
+    )]
+    pub allow_users: Option<Vec<AccountName>>,
+    /// `AllowGroups`: only members of these groups may log in over SSH.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "values::account_list"
+    )]
+    pub allow_groups: Option<Vec<AccountName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_auth_tries: Option<SshdCount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_grace_time: Option<SshdSeconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_alive_interval: Option<SshdSeconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_alive_count_max: Option<SshdCount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x11_forwarding: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_tcp_forwarding: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_agent_forwarding: Option<bool>,
+    pub crypto: SshdCrypto,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SshdConfigState {
+    #[default]
+    Unmanaged,
+    /// The drop-in holds the keys set here, and sshd's effective configuration shows them.
+    Enforced,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PermitRootLogin {
+    No,
+    /// Root only with a key (or another method that is not a password).
+    ProhibitPassword,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SshdCrypto {
+    /// Algorithms as the host has them.
+    #[default]
+    Unmanaged,
+    /// Post-quantum key exchange first, weak algorithms removed, as `+`/`-`/`^` edits of
+    /// OpenSSH's defaults (docs/policy.md lists them).
+    Modern,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

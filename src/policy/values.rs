@@ -246,6 +246,100 @@ impl<'de> Deserialize<'de> for SudoersMode {
     }
 }
 
+/// A user or group name as shadow-utils accepts it (`[a-z_][a-z0-9_-]*[$]?`, at most 32
+/// bytes): nothing in it can end an sshd directive or start another (no whitespace, `#`, quote,
+/// comma, wildcard or newline), and sshd's `user@host` patterns are not accepted either.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountName(pub String);
+
+impl TryFrom<String> for AccountName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let body = name.strip_suffix('$').unwrap_or(&name);
+        let valid = !body.is_empty()
+            && name.len() <= 32
+            && body.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_lowercase() || b == b'_' || (i > 0 && (b.is_ascii_digit() || b == b'-'))
+            });
+        if valid {
+            return Ok(AccountName(name));
+        }
+        let why = if name.is_empty() {
+            "an empty name"
+        } else if name.chars().any(char::is_whitespace) {
+            "it holds whitespace, which would end the sshd directive"
+        } else if name.contains('#') {
+            "it holds `#`, which starts an sshd comment"
+        } else if name.contains(['"', '\'']) {
+            "it holds a quote, which sshd reads as quoting"
+        } else if name.contains(['*', '?', '!', ',', '@']) {
+            "it holds a pattern character (`*`, `?`, `!`, `,`, `@`); name each account"
+        } else if name.len() > 32 {
+            "it is longer than 32 bytes"
+        } else {
+            "use lowercase letters, digits, `_` and `-`, starting with a letter or `_`"
+        };
+        Err(format!(
+            "`{}` is not a user or group name: {why}",
+            shown(&name)
+        ))
+    }
+}
+
+impl From<AccountName> for String {
+    fn from(name: AccountName) -> String {
+        name.0
+    }
+}
+
+/// `sshd-config.allow_users` / `allow_groups`: every name once (emptiness: strict.rs).
+pub fn account_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<AccountName>>, D::Error> {
+    let names = Vec::<AccountName>::deserialize(d)?;
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(D::Error::custom(format!(
+                "`{}` is listed twice: list each name once",
+                name.0
+            )));
+        }
+    }
+    Ok(Some(names))
+}
+
+/// A count for sshd (`max_auth_tries`, `client_alive_count_max`): 1 to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SshdCount(pub u32);
+
+impl<'de> Deserialize<'de> for SshdCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let count = i64::deserialize(d)?;
+        match u32::try_from(count) {
+            Ok(count @ 1..=100) => Ok(SshdCount(count)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{count}: a count between 1 and 100"
+            ))),
+        }
+    }
+}
+
+/// Seconds for sshd (`login_grace_time`, `client_alive_interval`): 1 to 86400 (0 would mean
+/// "no limit" to sshd; leave the key out for that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SshdSeconds(pub u32);
+
+impl<'de> Deserialize<'de> for SshdSeconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let seconds = i64::deserialize(d)?;
+        match u32::try_from(seconds) {
+            Ok(seconds @ 1..=86400) => Ok(SshdSeconds(seconds)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{seconds} seconds: between 1 and 86400 (leave the key out to keep sshd's default)"
+            ))),
+        }
+    }
+}
+
 /// How many runs the journal keeps: 1 to 1000, 20 by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct JournalKeep(pub u32);
