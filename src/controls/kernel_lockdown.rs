@@ -158,49 +158,56 @@ impl Control for KernelLockdown {
         }
 
         // Persistent half: this lockdown= and no other in the OEM grub.cfg.
-        let grub = match state.grub.text() {
-            Ok(text) => text,
-            Err(problem) => {
-                plan.problems.push(problem);
-                plan.summary = summary.join("; ");
-                return Ok(plan);
-            }
-        };
-        let other = |word: &str| word.starts_with("lockdown=") && word != argument;
-        let mut edited = remove_argument(grub, other);
-        if !linux_append(&edited).contains(&argument) {
-            edited = add_argument(&edited, &argument, &[]);
-        }
-        if edited == grub {
-            summary.push(format!("`{argument}` in {}", path.display()));
-        } else {
-            match state.grub.write(&edited, "kernel-lockdown.grub_cfg") {
-                Ok(write) => {
-                    summary.push(format!(
-                        "add `{}` to {}{}",
-                        grub_line(&argument),
-                        path.display(),
-                        if mentions(grub, other).is_empty() {
-                            ""
-                        } else {
-                            ", in place of the other lockdown= it passed"
-                        }
-                    ));
-                    plan.actions.extend(write);
-                }
-                Err(problem) => plan.problems.push(problem),
-            }
-        }
-        for line in mentions(&edited, other) {
-            plan.problems.push(format!(
-                "{}:{line} passes another `lockdown=` in a form this agent does not edit; the \
-                 kernel keeps the highest level it is given: remove it there",
-                path.display()
-            ));
+        match state.grub.text() {
+            Err(problem) => plan.problems.push(problem),
+            Ok(grub) => persistent(&state.grub, grub, &argument, &mut plan, &mut summary),
         }
         plan.actions.extend(raise);
         plan.summary = summary.join("; ");
         Ok(plan)
+    }
+}
+
+/// Plans grub.cfg (its text `grub`): this `lockdown=` and no other.
+fn persistent(
+    grub_cfg: &GrubCfg,
+    grub: &str,
+    argument: &str,
+    plan: &mut Plan,
+    summary: &mut Vec<String>,
+) {
+    let path = grub_cfg.path();
+    let other = |word: &str| word.starts_with("lockdown=") && word != argument;
+    let mut edited = remove_argument(grub, other);
+    if !linux_append(&edited).iter().any(|a| a == argument) {
+        edited = add_argument(&edited, argument, &[]);
+    }
+    if edited == grub {
+        summary.push(format!("`{argument}` in {}", path.display()));
+    } else {
+        match grub_cfg.write(&edited, "kernel-lockdown.grub_cfg") {
+            Ok(write) => {
+                summary.push(format!(
+                    "add `{}` to {}{}",
+                    grub_line(argument),
+                    path.display(),
+                    if mentions(grub, other).is_empty() {
+                        ""
+                    } else {
+                        ", in place of the other lockdown= it passed"
+                    }
+                ));
+                plan.actions.extend(write);
+            }
+            Err(problem) => plan.problems.push(problem),
+        }
+    }
+    for line in mentions(&edited, other) {
+        plan.problems.push(format!(
+            "{}:{line} passes another `lockdown=` in a form this agent does not edit; the \
+             kernel keeps the highest level it is given: remove it there",
+            path.display()
+        ));
     }
 }
 

@@ -138,14 +138,8 @@ impl Action {
                 path,
                 value,
                 before,
-            } => Change {
-                kind: "write-sysfs",
-                path: None,
-                target: Some(path.clone()),
-                diff: None,
-                detail: format!("{before} -> {value}"),
-            },
-            Action::RaiseKernelSetting {
+            }
+            | Action::RaiseKernelSetting {
                 path,
                 value,
                 before,
@@ -154,9 +148,13 @@ impl Action {
                 path: None,
                 target: Some(path.clone()),
                 diff: None,
-                detail: format!(
-                    "{before} -> {value} (one way: the kernel cannot lower it until the next boot)"
-                ),
+                detail: match self {
+                    Action::RaiseKernelSetting { .. } => format!(
+                        "{before} -> {value} (one way: the kernel cannot lower it until the \
+                         next boot)"
+                    ),
+                    _ => format!("{before} -> {value}"),
+                },
             },
         }
     }

@@ -92,16 +92,10 @@ pub fn start_journal(host: &Host, control: &'static str) {
 /// Closes the journal and reverts its run, as `flatcar-harden revert --last` does; returns the
 /// revert's plan.
 pub fn revert(host: &Host) -> Plan {
-    let id = host
-        .journal
-        .borrow()
-        .as_ref()
-        .unwrap()
-        .run()
-        .unwrap()
-        .id
-        .clone();
     host.journal.replace(None);
+    let id = crate::journal::read::last_id(host)
+        .unwrap()
+        .expect("a run was journaled");
     let run = crate::journal::read::load(host, &id).unwrap();
     let steps = crate::journal::revert::steps(&run, &[], false);
     assert_eq!(steps.len(), 1, "one control in the run");

@@ -4,7 +4,6 @@ use super::*;
 use crate::controls::testkit::{self, text};
 use crate::policy::{ConsoleAutologinState, Policy};
 use crate::report::{ControlReport, Mode, Status};
-use std::fs;
 
 /// Flatcar's build_library/oem/azure/grub.cfg, byte for byte.
 const AZURE: &str = "# Flatcar GRUB settings\n\nset oem_id=\"azure\"\nset linux_append=\"flatcar.autologin\"\n\n# Azure only has a serial console.\nserial --unit=0 --speed=115200 --word=8 --parity=no\nterminal_input serial\nterminal_output serial\n\nif [ \"$grub_cpu\" = arm64 ]; then\n  set linux_console=\"console=tty1 console=ttyAMA0,115200n8 earlycon=pl011,0xeffec000\"\nelse\n  set linux_console=\"console=tty1 console=ttyS0,115200n8 earlyprintk=ttyS0,115200\"\nfi\n";
