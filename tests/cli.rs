@@ -166,6 +166,8 @@ fn json_report_follows_the_schema() {
             "core-login",
             "usb-storage",
             "smt",
+            "kernel-lockdown",
+            "console-autologin",
             "selinux",
             "etcd-locksmith-tls"
         ]
