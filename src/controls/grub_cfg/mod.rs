@@ -130,13 +130,14 @@ fn is_self(word: &str) -> bool {
 
 /// grub.cfg without the arguments `unwanted` picks, taken out of every `set linux_append=` line
 /// (conditional ones too: wherever it is, GRUB may pass it). Every other word, line and byte is
-/// kept; a line left with nothing but `$linux_append` does nothing and goes, while a line that
+/// kept; an unconditional line left with nothing but `$linux_append` does nothing and goes (one
+/// in a block stays, as GRUB's parser wants a command in every `then`), while a line that
 /// replaced `linux_append` keeps doing so (`set linux_append="flatcar.autologin"` becomes
 /// `set linux_append=""`). Other commands naming such an argument are not edited: see
 /// [`mentions`].
 pub fn remove_argument(grub: &str, unwanted: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(grub.len());
-    for line in grub.split_inclusive('\n') {
+    for (line, top) in top_level(grub) {
         let Some((start, end)) = value_span(line) else {
             out.push_str(line);
             continue;
@@ -147,7 +148,7 @@ pub fn remove_argument(grub: &str, unwanted: impl Fn(&str) -> bool) -> String {
             continue;
         }
         let kept: Vec<&str> = words.into_iter().filter(|w| !unwanted(w)).collect();
-        if kept.len() == 1 && is_self(kept[0]) {
+        if top && kept.len() == 1 && is_self(kept[0]) {
             continue;
         }
         out.push_str(&line[..start]);

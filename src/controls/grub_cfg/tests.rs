@@ -84,9 +84,10 @@ fn removing_an_argument_keeps_every_other_word_and_line() {
                 set linux_append=flatcar.autologin\nset linux_append=\"$linux_append flatcar.autologin\"";
     assert_eq!(
         remove_argument(grub, autologin),
-        "set linux_append=\"$linux_append console=ttyS0 nosmt\" # x\nif true; then\nfi\n\
+        "set linux_append=\"$linux_append console=ttyS0 nosmt\" # x\nif true; then\n  set linux_append='$linux_append'\nfi\n\
          set linux_append=\n",
-        "a line left with only $linux_append goes; one that replaced it still does"
+        "a line left with only $linux_append goes (in a block it stays, a block needs a command); \
+         one that replaced it still replaces it"
     );
     // Nothing to remove: the very same bytes, however odd.
     let odd = "set  linux_append=\"$linux_append nosmt\"\r\n\tset oem_id=qemu";
@@ -108,4 +109,46 @@ fn removing_an_argument_keeps_every_other_word_and_line() {
         add_argument(&edited, "lockdown=integrity", &[]),
         "set linux_append=\"$linux_append lockdown=integrity\"\n"
     );
+}
+
+/// Every edit leaves a file GRUB parses: `grub-script-check` (GRUB's own parser) accepts the
+/// results, where an emptied `then` would be a syntax error. Needs grub-common's tool.
+#[test]
+fn edited_files_still_parse_as_grub_script() {
+    let Some(check) = ["/usr/bin/grub-script-check", "/usr/sbin/grub-script-check"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    else {
+        eprintln!("grub-script-check is not installed: GRUB syntax not checked");
+        return;
+    };
+    let block = "if [ \"$grub_platform\" = efi ]; then\n  set linux_append=\"$linux_append flatcar.autologin\"\nfi\n";
+    let lockdown = "set linux_append=\"$linux_append lockdown=none\"\n";
+    let edited = [
+        remove_argument(AZURE, autologin),
+        remove_argument(block, autologin),
+        add_argument(
+            &remove_argument(lockdown, |w| w.starts_with("lockdown=")),
+            "lockdown=integrity",
+            &[],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (index, text) in edited.iter().enumerate() {
+        let file = dir.path().join(format!("{index}.cfg"));
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(check)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{text}\n{out:?}");
+    }
+    // The check can fail: an emptied block is refused.
+    let file = dir.path().join("empty.cfg");
+    std::fs::write(&file, "if true; then\nfi\n").unwrap();
+    let out = std::process::Command::new(check)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
