@@ -34,6 +34,11 @@ fn run(host: &Host, state: KernelLockdownState, mode: Mode) -> ControlReport {
     testkit::run(host, &policy, Box::new(control), mode)
 }
 
+/// `integrity` on the machine's running (fake) kernel.
+fn live_integrity(m: &testkit::Machine, mode: Mode) -> ControlReport {
+    run(&m.with_kernel(), KernelLockdownState::Integrity, mode)
+}
+
 /// Plans and acts without the engine's verification: the fake kernel cannot show the brackets
 /// the real one puts around the level written.
 fn apply(host: &Host, state: KernelLockdownState) -> Plan {
@@ -46,11 +51,7 @@ fn apply(host: &Host, state: KernelLockdownState) -> Plan {
 #[test]
 fn integrity_is_raised_now_and_written_for_every_boot() {
     let m = machine(Some(QEMU_GRUB), Some("[none] integrity confidentiality"));
-    let check = run(
-        &m.with_kernel(),
-        KernelLockdownState::Integrity,
-        Mode::Check,
-    );
+    let check = live_integrity(&m, Mode::Check);
     assert_eq!(check.status, Status::WouldChange, "{}", text(&check));
     let kinds: Vec<&str> = check.changes.iter().map(|c| c.kind).collect();
     assert_eq!(kinds, ["write-file", "write-sysfs"], "grub.cfg first");
@@ -85,11 +86,7 @@ fn integrity_is_raised_now_and_written_for_every_boot() {
 
     // What the kernel shows after the write: raised, but not on the command line yet.
     m.kernel_file(LOCKDOWN, "none [integrity] confidentiality\n");
-    let after = run(
-        &m.with_kernel(),
-        KernelLockdownState::Integrity,
-        Mode::Apply,
-    );
+    let after = live_integrity(&m, Mode::Apply);
     assert_eq!(after.status, Status::PendingReboot, "{}", text(&after));
     assert!(after.changes.is_empty(), "a second apply changes nothing");
 
@@ -98,11 +95,7 @@ fn integrity_is_raised_now_and_written_for_every_boot() {
         "/proc/cmdline",
         &format!("{} lockdown=integrity\n", BOOTED.trim()),
     );
-    let booted = run(
-        &m.with_kernel(),
-        KernelLockdownState::Integrity,
-        Mode::Check,
-    );
+    let booted = live_integrity(&m, Mode::Check);
     assert_eq!(booted.status, Status::Compliant, "{}", text(&booted));
     assert!(booted.summary.contains("locked down at `integrity`"));
 }
@@ -110,11 +103,7 @@ fn integrity_is_raised_now_and_written_for_every_boot() {
 #[test]
 fn a_running_level_above_the_policy_is_drift_and_never_written() {
     let m = machine(Some(QEMU_GRUB), Some("none integrity [confidentiality]"));
-    let report = run(
-        &m.with_kernel(),
-        KernelLockdownState::Integrity,
-        Mode::Apply,
-    );
+    let report = live_integrity(&m, Mode::Apply);
     assert_eq!(report.status, Status::Failed, "{}", text(&report));
     assert!(
         text(&report).contains("above the policy's `integrity`")
@@ -146,11 +135,7 @@ fn a_running_level_above_the_policy_is_drift_and_never_written() {
 #[test]
 fn no_lockdown_lsm_is_reported_and_grub_cfg_still_gets_the_argument() {
     let m = machine(Some(QEMU_GRUB), None);
-    let report = run(
-        &m.with_kernel(),
-        KernelLockdownState::Integrity,
-        Mode::Apply,
-    );
+    let report = live_integrity(&m, Mode::Apply);
     assert_eq!(report.status, Status::Failed, "{}", text(&report));
     assert!(
         text(&report).contains("no lockdown LSM")
