@@ -167,6 +167,8 @@ fn json_report_follows_the_schema() {
             "core-login",
             "usb-storage",
             "smt",
+            "kernel-lockdown",
+            "console-autologin",
             "selinux",
             "etcd-locksmith-tls"
         ]

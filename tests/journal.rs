@@ -164,9 +164,9 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
     assert_eq!(reverted.status.code(), Some(0), "{}", text(&reverted));
     // As if the run had been reverted at its confirmation deadline.
     set_state(root.path(), "held");
-    let held =
-        "sshd-socket=held sshd-config=skipped docker-socket=held core-sudo=held core-login=held \
-                usb-storage=held smt=held selinux=held etcd-locksmith-tls=not-applicable";
+    let held = "sshd-socket=held sshd-config=skipped docker-socket=held core-sudo=held \
+                core-login=held usb-storage=held smt=held kernel-lockdown=skipped \
+                console-autologin=skipped selinux=held etcd-locksmith-tls=not-applicable";
 
     let untouched = snapshot(root.path());
     let check = run_on(root.path(), &[&["check"][..], &guide].concat());
@@ -244,7 +244,10 @@ fn a_deadline_revert_before_a_json_apply_leaves_stdout_one_document() {
     assert_eq!(documents[0]["mode"], "apply", "{}", documents[0]);
     let stderr = String::from_utf8_lossy(&boot.stderr);
     assert!(stderr.contains("revert of run"), "{stderr}");
-    assert!(stderr.contains("sshd-socket"), "the revert's report: {stderr}");
+    assert!(
+        stderr.contains("sshd-socket"),
+        "the revert's report: {stderr}"
+    );
     // Reverted, then held at boot: the tree is as it was before the first apply.
     assert_eq!(contents(root.path()), before);
     assert!(

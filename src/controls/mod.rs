@@ -1,6 +1,7 @@
 //! The controls, one file each behind [`Control`], and [`all`], the one registry of them: the
 //! `--only` ids, the run order and the policy sections all come from the `registry!` list below.
 
+mod console_autologin;
 mod core_login;
 mod core_sudo;
 mod docker_socket;
@@ -8,6 +9,7 @@ mod envfile;
 mod etcd_locksmith_tls;
 mod file_write;
 mod grub_cfg;
+mod kernel_lockdown;
 mod plan;
 mod selinux;
 mod smt;
@@ -129,6 +131,8 @@ registry! {
     core_login::CoreLogin <- core_login(CoreLoginState),
     usb_storage::UsbStorage <- usb_storage(UsbStorageState),
     smt::Smt <- smt(SmtState),
+    kernel_lockdown::KernelLockdown <- kernel_lockdown(KernelLockdownState),
+    console_autologin::ConsoleAutologin <- console_autologin(ConsoleAutologinState),
     selinux::Selinux <- selinux(SelinuxState),
     etcd_locksmith_tls::EtcdLocksmithTls <- etcd_locksmith_tls(TlsAuditState),
 }

@@ -67,6 +67,14 @@ pub enum Action {
         value: String,
         before: String,
     },
+    /// Raise a setting the running kernel only lets go up (`/sys/kernel/security/lockdown`),
+    /// written as `WriteKernelSetting` is; `before` is the level when the plan was made. No
+    /// revert can write it back: the journal notes it, and it stays until the next boot.
+    RaiseKernelSetting {
+        path: String,
+        value: String,
+        before: String,
+    },
     /// systemd units: mask, reload, stop, … (see `units.rs`).
     Unit(units::UnitAction),
     /// Remove the file at `path` (`before`: its content, for the diff), then each of
@@ -130,12 +138,23 @@ impl Action {
                 path,
                 value,
                 before,
+            }
+            | Action::RaiseKernelSetting {
+                path,
+                value,
+                before,
             } => Change {
                 kind: "write-sysfs",
                 path: None,
                 target: Some(path.clone()),
                 diff: None,
-                detail: format!("{before} -> {value}"),
+                detail: match self {
+                    Action::RaiseKernelSetting { .. } => format!(
+                        "{before} -> {value} (one way: the kernel cannot lower it until the \
+                         next boot)"
+                    ),
+                    _ => format!("{before} -> {value}"),
+                },
             },
         }
     }
@@ -174,7 +193,8 @@ pub fn execute(host: &Host, actions: &[Action]) -> Result<Vec<Outcome>, ControlE
                 }
                 Outcome::Done
             }
-            Action::WriteKernelSetting { path, value, .. } => {
+            Action::WriteKernelSetting { path, value, .. }
+            | Action::RaiseKernelSetting { path, value, .. } => {
                 running_kernel(host, &format!("write `{value}` to"), path)?.write(path, value)?;
                 Outcome::Done
             }

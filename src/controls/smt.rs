@@ -17,11 +17,8 @@
 //! verdicts, `/sys/devices/system/cpu/vulnerabilities/*`: a file saying "SMT vulnerable" turns
 //! SMT off now, and the report names it; none leaves SMT on, and the report says so.
 
-use std::path::Path;
-
-use super::grub_cfg::{add_argument, grub_line, linux_append, set_lines};
-use super::{Action, Control, ControlError, Disposition, FileState, FileWrite, Plan, Validation};
-use crate::host::fs::{FileKind, FileSpec, Owner};
+use super::grub_cfg::{add_argument, grub_line, linux_append, set_lines, GrubCfg};
+use super::{Action, Control, ControlError, Disposition, Plan};
 use crate::host::kernel::{Cmdline, Kernel, CMDLINE};
 use crate::host::Host;
 use crate::policy::{self, SmtState};
@@ -43,11 +40,7 @@ impl Smt {
 }
 
 pub struct State {
-    grub: FileState,
-    /// Who owns a grub.cfg the agent creates.
-    owner: Owner,
-    /// The directory holding grub.cfg exists (the OEM partition is mounted).
-    grub_dir: bool,
+    grub: GrubCfg,
     /// `None` for an image: no running kernel to look at.
     runtime: Option<Runtime>,
 }
@@ -75,15 +68,8 @@ impl Control for Smt {
     }
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
-        let path = &self.policy.grub_cfg.0;
-        let dir = path.parent().unwrap_or(Path::new("/"));
         Ok(State {
-            grub: FileState::observe(host, path)?,
-            owner: host.file_owner(),
-            grub_dir: host
-                .fs
-                .stat(dir)?
-                .is_some_and(|m| m.kind == FileKind::Directory),
+            grub: GrubCfg::observe(host, &self.policy.grub_cfg.0)?,
             runtime: host.kernel().map(observe_runtime).transpose()?,
         })
     }
@@ -191,14 +177,10 @@ impl Control for Smt {
         }
 
         // Persistent half: the kernel argument in the OEM grub.cfg.
-        let grub = match state.grub.content.as_deref().map(std::str::from_utf8) {
-            None => "",
-            Some(Ok(text)) => text,
-            Some(Err(_)) => {
-                plan.problems.push(format!(
-                    "{} is not UTF-8 text; it is left alone (GRUB reads ASCII): fix its encoding",
-                    path.display()
-                ));
+        let grub = match state.grub.text() {
+            Ok(text) => text,
+            Err(problem) => {
+                plan.problems.push(problem);
                 plan.summary = summary.join("; ");
                 return Ok(plan);
             }
@@ -206,37 +188,28 @@ impl Control for Smt {
         let content = if takes_effect(mode, &linux_append(grub)) {
             summary.push(format!("`{argument}` in {}", path.display()));
             grub.to_owned()
-        } else if !state.grub_dir {
-            plan.problems.push(format!(
-                "{} does not exist, so {} cannot be written: is the OEM partition mounted? \
-                 (policy key smt.grub_cfg)",
-                path.parent().unwrap_or(Path::new("/")).display(),
-                path.display()
-            ));
-            grub.to_owned()
         } else {
-            summary.push(format!(
-                "add `{}` to {}",
-                grub_line(argument),
-                path.display()
-            ));
             let superseded: &[&str] = if mode == SmtState::Auto {
                 &["nosmt"]
             } else {
                 &[]
             };
             let edited = add_argument(grub, argument, superseded);
-            let (mode_bits, owner) = state.grub.mode_owner().unwrap_or((0o644, state.owner));
-            let spec = FileSpec {
-                content: edited.clone().into_bytes(),
-                mode: mode_bits,
-                owner,
-                parent_mode: 0o755,
-            };
-            plan.actions.extend(
-                FileWrite::plan(&state.grub, spec, Validation::None).map(Action::WriteFile),
-            );
-            edited
+            match state.grub.write(&edited, "smt.grub_cfg") {
+                Ok(write) => {
+                    summary.push(format!(
+                        "add `{}` to {}",
+                        grub_line(argument),
+                        path.display()
+                    ));
+                    plan.actions.extend(write);
+                    edited
+                }
+                Err(problem) => {
+                    plan.problems.push(problem);
+                    grub.to_owned()
+                }
+            }
         };
         if mode == SmtState::Auto {
             // A `nosmt` the agent did not write would keep SMT off everywhere: not what `auto` asks.

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::Step;
+use super::{Plan, Step};
 use crate::engine;
 use crate::host::Host;
 use crate::policy::Policy;
@@ -80,6 +80,28 @@ pub fn run(host: &Host, policy: &Policy, step: Box<dyn Step>, mode: Mode) -> Con
     let mut reports = Vec::new();
     engine::run(host, policy, &[step], mode, &mut |r| reports.push(r));
     reports.pop().unwrap()
+}
+
+/// Starts a change journal on `host`, as `apply` does, recording the actions of `control`.
+pub fn start_journal(host: &Host, control: &'static str) {
+    let mut recorder = crate::journal::Recorder::new("test apply".into(), 20);
+    recorder.set_control(control);
+    host.journal.replace(Some(recorder));
+}
+
+/// Closes the journal and reverts its run, as `flatcar-harden revert --last` does; returns the
+/// revert's plan.
+pub fn revert(host: &Host) -> Plan {
+    host.journal.replace(None);
+    let id = crate::journal::read::last_id(host)
+        .unwrap()
+        .expect("a run was journaled");
+    let run = crate::journal::read::load(host, &id).unwrap();
+    let steps = crate::journal::revert::steps(&run, &[], false);
+    assert_eq!(steps.len(), 1, "one control in the run");
+    let plan = steps[0].assess(host).unwrap();
+    steps[0].apply(host, &plan).unwrap();
+    plan
 }
 
 /// Summary and notes in one line, for assertion messages.

@@ -300,6 +300,7 @@ fn check_record(record: &Record, seq: u32) -> Result<(), String> {
             path,
             before,
             after,
+            ..
         } => {
             check_path(path)?;
             if !path.starts_with("/sys/") {

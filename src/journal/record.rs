@@ -67,11 +67,14 @@ pub enum Object {
         gid_before: u32,
         gid_after: u32,
     },
-    /// A runtime kernel setting (sysfs, selinuxfs).
+    /// A runtime kernel setting (sysfs, selinuxfs). `one_way`: one the kernel only lets go up
+    /// (lockdown), which a revert cannot write back.
     KernelSetting {
         path: String,
         before: String,
         after: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        one_way: bool,
     },
     /// A module was unloaded: noted only, it is never loaded back.
     ModuleUnloaded { module: String },
@@ -262,6 +265,18 @@ pub fn prior(host: &Host, action: &Action) -> Result<Object, HostError> {
                 None => before.clone(),
             },
             after: value.clone(),
+            one_way: false,
+        },
+        // The level as the plan read it (`none`), not the attribute's whole text.
+        Action::RaiseKernelSetting {
+            path,
+            value,
+            before,
+        } => Object::KernelSetting {
+            path: path.clone(),
+            before: before.clone(),
+            after: value.clone(),
+            one_way: true,
         },
         Action::UnloadModule(module) => Object::ModuleUnloaded {
             module: module.clone(),

@@ -270,6 +270,18 @@ impl Step for RevertStep {
                     path,
                     before,
                     after,
+                    one_way: true,
+                } => plan.notes.push(format!(
+                    "{path}: run {} raised it from {before} to {after}, and the running kernel \
+                     cannot lower it: it stays at {after} until the next boot, which follows \
+                     the restored kernel command line",
+                    self.run
+                )),
+                Object::KernelSetting {
+                    path,
+                    before,
+                    after,
+                    one_way: false,
                 } => {
                     let Some(kernel) = host.kernel() else {
                         plan.problems.push(format!(

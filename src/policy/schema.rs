@@ -29,6 +29,10 @@ pub struct Policy {
     #[serde(rename = "usb-storage")]
     pub usb_storage: UsbStorage,
     pub smt: Smt,
+    #[serde(rename = "kernel-lockdown")]
+    pub kernel_lockdown: KernelLockdown,
+    #[serde(rename = "console-autologin")]
+    pub console_autologin: ConsoleAutologin,
     pub selinux: Selinux,
     #[serde(rename = "etcd-locksmith-tls")]
     pub etcd_locksmith_tls: EtcdLocksmithTls,
@@ -278,6 +282,65 @@ pub enum SmtState {
     Off,
     /// `mitigations=auto,nosmt`: off only where a known vulnerability needs it.
     Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelLockdown {
+    pub state: KernelLockdownState,
+    /// The OEM grub.cfg that carries `lockdown=`: one of `GRUB_CFG_PATHS`.
+    #[serde(deserialize_with = "values::oem_grub_cfg")]
+    pub grub_cfg: AbsolutePath,
+}
+
+impl Default for KernelLockdown {
+    fn default() -> Self {
+        KernelLockdown {
+            state: KernelLockdownState::Unmanaged,
+            grub_cfg: AbsolutePath(PathBuf::from("/oem/grub.cfg")),
+        }
+    }
+}
+
+/// The kernel's lockdown levels the policy can ask for, lowest first (`none` is not one: that
+/// is `unmanaged`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelLockdownState {
+    #[default]
+    Unmanaged,
+    /// `lockdown=integrity`: nothing may modify the running kernel (unsigned modules, /dev/mem,
+    /// kexec of unsigned images, hibernation, MSR writes, kprobes, …).
+    Integrity,
+    /// `lockdown=confidentiality`: integrity, and nothing may read kernel memory either.
+    Confidentiality,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleAutologin {
+    pub state: ConsoleAutologinState,
+    /// The OEM grub.cfg whose `flatcar.autologin` goes: one of `GRUB_CFG_PATHS`.
+    #[serde(deserialize_with = "values::oem_grub_cfg")]
+    pub grub_cfg: AbsolutePath,
+}
+
+impl Default for ConsoleAutologin {
+    fn default() -> Self {
+        ConsoleAutologin {
+            state: ConsoleAutologinState::Unmanaged,
+            grub_cfg: AbsolutePath(PathBuf::from("/oem/grub.cfg")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsoleAutologinState {
+    #[default]
+    Unmanaged,
+    /// No `flatcar.autologin` in the OEM grub.cfg, no getty autologin drop-in in /etc.
+    Off,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::terminal;
 
 /// Where Flatcar's OEM partition carries grub.cfg: `/oem`, and `/usr/share/oem` on older images.
-/// Nothing else may be named by `smt.grub_cfg`: the agent appends a GRUB line to that file.
+/// Nothing else may be named by `smt.grub_cfg` (or the other kernel-argument controls'
+/// `grub_cfg`): the agent edits GRUB lines in that file.
 pub const GRUB_CFG_PATHS: [&str; 2] = ["/oem/grub.cfg", "/usr/share/oem/grub.cfg"];
 
 /// The only directory modprobe reads that belongs to the administrator.
@@ -115,7 +116,8 @@ impl From<AbsolutePath> for String {
     }
 }
 
-/// `smt.grub_cfg`: the OEM partition's grub.cfg, under one of its two mount points.
+/// `smt.grub_cfg`, `kernel-lockdown.grub_cfg`, `console-autologin.grub_cfg`: the OEM
+/// partition's grub.cfg, under one of its two mount points.
 pub fn oem_grub_cfg<'de, D: Deserializer<'de>>(d: D) -> Result<AbsolutePath, D::Error> {
     let path = AbsolutePath::deserialize(d)?;
     if GRUB_CFG_PATHS
