@@ -319,12 +319,21 @@ fn changed(object: &Object) -> String {
         } => {
             format!("{} {unit}", if *masked_after { "mask" } else { "unmask" })
         }
+        Object::UnitEnabled {
+            unit,
+            enabled_after,
+            ..
+        } => {
+            let word = if *enabled_after { "enable" } else { "disable" };
+            format!("{word} {unit}")
+        }
         Object::UnitActive {
             unit, active_after, ..
         } => {
             format!("{} {unit}", if *active_after { "start" } else { "stop" })
         }
         Object::Reload => "daemon-reload".to_owned(),
+        Object::AuditRulesLoaded => "augenrules --load".to_owned(),
         Object::SocketGroup {
             path, gid_after, ..
         } => format!("group {gid_after} on {path}"),

@@ -291,8 +291,10 @@ fn check_record(record: &Record, seq: u32) -> Result<(), String> {
                 }
             }
         }
-        Object::UnitFile { unit, .. } | Object::UnitActive { unit, .. } => check_unit(unit)?,
-        Object::Reload => {}
+        Object::UnitFile { unit, .. }
+        | Object::UnitEnabled { unit, .. }
+        | Object::UnitActive { unit, .. } => check_unit(unit)?,
+        Object::Reload | Object::AuditRulesLoaded => {}
         Object::SocketGroup { path, .. } => check_path(path)?,
         Object::KernelSetting {
             path,
