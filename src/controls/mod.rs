@@ -1,6 +1,7 @@
 //! The controls, one file each behind [`Control`], and [`all`], the one registry of them: the
 //! `--only` ids, the run order and the policy sections all come from the `registry!` list below.
 
+mod auditd;
 mod core_login;
 mod core_sudo;
 mod docker_socket;
@@ -128,6 +129,7 @@ registry! {
     usb_storage::UsbStorage <- usb_storage(UsbStorageState),
     smt::Smt <- smt(SmtState),
     selinux::Selinux <- selinux(SelinuxState),
+    auditd::Auditd <- auditd(AuditdState),
     etcd_locksmith_tls::EtcdLocksmithTls <- etcd_locksmith_tls(TlsAuditState),
 }
 
