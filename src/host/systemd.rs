@@ -27,6 +27,9 @@ use super::HostError;
 /// How long a start or stop job may take before the agent stops waiting.
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// One change `EnableUnitFiles` reports: type (`symlink`, `unlink`), file, destination.
+type UnitFileChange = (String, String, String);
+
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
     default_service = "org.freedesktop.systemd1",
@@ -51,7 +54,7 @@ trait Manager {
         files: &[&str],
         runtime: bool,
         force: bool,
-    ) -> zbus::Result<(bool, Vec<(String, String, String)>)>;
+    ) -> zbus::Result<(bool, Vec<UnitFileChange>)>;
     fn disable_unit_files(
         &self,
         files: &[&str],

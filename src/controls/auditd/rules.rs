@@ -58,7 +58,7 @@ pub fn keys() -> Vec<(String, usize)> {
 /// watch, `-F key=KEY` for a syscall rule).
 fn rule_key(line: &str) -> Option<String> {
     let words: Vec<&str> = line.split_whitespace().collect();
-    if words.first().is_none_or(|w| w.starts_with('#')) {
+    if words.first().map_or(true, |w| w.starts_with('#')) {
         return None;
     }
     words.iter().enumerate().find_map(|(i, word)| match *word {
