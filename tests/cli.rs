@@ -167,6 +167,7 @@ fn json_report_follows_the_schema() {
             "usb-storage",
             "smt",
             "selinux",
+            "auditd",
             "etcd-locksmith-tls"
         ]
     );
