@@ -126,7 +126,7 @@ pub struct RunArgs {
 
     /// Only these controls (comma-separated ids: sshd-socket, sshd-config, docker-socket,
     /// core-sudo, core-login, usb-storage, smt, kernel-lockdown, console-autologin, selinux,
-    /// etcd-locksmith-tls).
+    /// auditd, etcd-locksmith-tls).
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub only: Vec<String>,
 

@@ -320,6 +320,14 @@ fn changed(object: &Object) -> String {
         } => {
             format!("{} {unit}", if *masked_after { "mask" } else { "unmask" })
         }
+        Object::UnitEnabled {
+            unit,
+            enabled_after,
+            ..
+        } => {
+            let word = if *enabled_after { "enable" } else { "disable" };
+            format!("{word} {unit}")
+        }
         Object::UnitActive {
             unit, active_after, ..
         } => {
@@ -327,6 +335,7 @@ fn changed(object: &Object) -> String {
         }
         Object::Reload => "daemon-reload".to_owned(),
         Object::UnitReload { unit } => format!("reload {unit}"),
+        Object::AuditRulesLoaded => "augenrules --load".to_owned(),
         Object::SocketGroup {
             path, gid_after, ..
         } => format!("group {gid_after} on {path}"),

@@ -170,6 +170,7 @@ fn json_report_follows_the_schema() {
             "kernel-lockdown",
             "console-autologin",
             "selinux",
+            "auditd",
             "etcd-locksmith-tls"
         ]
     );

@@ -492,7 +492,7 @@ fn the_check_unit_only_checks_and_writes_the_file_the_boot_apply_writes() {
     );
     assert_eq!(
         unit_values(&check, "CapabilityBoundingSet"),
-        ["CAP_DAC_READ_SEARCH"]
+        ["CAP_DAC_READ_SEARCH CAP_AUDIT_CONTROL"]
     );
     assert_eq!(unit_values(&timer, "OnCalendar"), ["hourly"]);
     assert_eq!(unit_values(&timer, "Persistent"), ["true"]);

@@ -166,7 +166,8 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
     set_state(root.path(), "held");
     let held = "sshd-socket=held sshd-config=skipped docker-socket=held core-sudo=held \
                 core-login=held usb-storage=held smt=held kernel-lockdown=skipped \
-                console-autologin=skipped selinux=held etcd-locksmith-tls=not-applicable";
+                console-autologin=skipped selinux=held auditd=skipped \
+                etcd-locksmith-tls=not-applicable";
 
     let untouched = snapshot(root.path());
     let check = run_on(root.path(), &[&["check"][..], &guide].concat());

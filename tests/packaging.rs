@@ -378,6 +378,7 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
             .into_iter()
             .collect::<BTreeSet<_>>(),
         [
+            "CAP_AUDIT_CONTROL",
             "CAP_CHOWN",
             "CAP_DAC_OVERRIDE",
             "CAP_FOWNER",
@@ -392,7 +393,7 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
         ("ProtectHome", "yes"),
         ("PrivateTmp", "yes"),
         ("ProtectKernelTunables", "yes"),
-        ("RestrictAddressFamilies", "AF_UNIX"),
+        ("RestrictAddressFamilies", "AF_UNIX AF_NETLINK"),
         ("RestrictSUIDSGID", "yes"),
     ] {
         assert_eq!(one(key), value, "{key}");

@@ -1,6 +1,7 @@
 //! The controls, one file each behind [`Control`], and [`all`], the one registry of them: the
 //! `--only` ids, the run order and the policy sections all come from the `registry!` list below.
 
+mod auditd;
 mod console_autologin;
 mod core_login;
 mod core_sudo;
@@ -134,6 +135,7 @@ registry! {
     kernel_lockdown::KernelLockdown <- kernel_lockdown(KernelLockdownState),
     console_autologin::ConsoleAutologin <- console_autologin(ConsoleAutologinState),
     selinux::Selinux <- selinux(SelinuxState),
+    auditd::Auditd <- auditd(AuditdState),
     etcd_locksmith_tls::EtcdLocksmithTls <- etcd_locksmith_tls(TlsAuditState),
 }
 

@@ -77,6 +77,8 @@ pub enum Action {
     },
     /// systemd units: mask, reload, stop, … (see `units.rs`).
     Unit(units::UnitAction),
+    /// `augenrules --load`: the rules of `/etc/audit/rules.d` into the running kernel.
+    LoadAuditRules,
     /// Remove the file at `path` (`before`: its content, for the diff), then each of
     /// `empty_dirs` (innermost first) if nothing is left in it: a revert taking away a file its
     /// run created, and the directories created for it.
@@ -100,6 +102,13 @@ impl Action {
         match self {
             Action::WriteFile(write) => write.change(),
             Action::Unit(unit) => unit.change(),
+            Action::LoadAuditRules => Change {
+                kind: "load-audit-rules",
+                path: None,
+                target: Some("/etc/audit/rules.d".to_owned()),
+                diff: None,
+                detail: "augenrules --load".to_owned(),
+            },
             Action::UnloadModule(module) => Change {
                 kind: "unload-module",
                 path: None,
@@ -173,6 +182,11 @@ pub fn execute(host: &Host, actions: &[Action]) -> Result<Vec<Outcome>, ControlE
             }
             Action::Unit(unit) => {
                 unit.apply(host)?;
+                Outcome::Done
+            }
+            Action::LoadAuditRules => {
+                running_kernel(host, "load", "the audit rules")?;
+                crate::host::audit::load_rules(host)?;
                 Outcome::Done
             }
             Action::UnloadModule(module) => {

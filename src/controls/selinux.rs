@@ -11,9 +11,16 @@
 //!   holding its target's content with the one line changed; a regular file is edited in place
 //!   atomically; every other line is kept.
 //!
+//! Enforcing only where it will not break: in permissive mode the kernel logs every access that
+//! enforcing would refuse (an AVC record, `permissive=1`). Before switching a permissive system
+//! to enforcing, this boot's denials are read (denials.rs); if there are any, neither half is
+//! switched and the control fails naming them, unless the policy says `allow_denials = true`.
+//!
 //! `enforcing=` and `selinux=0` on the kernel command line override the config file at every
 //! boot. The agent does not edit kernel arguments for SELinux; such an override is reported as
 //! the reason the persistent half cannot take effect (`failed`, with the fix).
+
+mod denials;
 
 use std::path::Path;
 
@@ -56,6 +63,9 @@ pub struct State {
     target: Option<Metadata>,
     /// `None` for an image: no running kernel to look at.
     runtime: Option<Runtime>,
+    /// This boot's denials made in permissive mode, or why they could not be read; `None` when
+    /// not asked (not switching a permissive kernel to enforcing, or `allow_denials`).
+    denials: Option<Result<Vec<denials::Denial>, String>>,
 }
 
 struct Runtime {
@@ -88,12 +98,24 @@ impl Control for Selinux {
                 .map(|target| target.display().to_string()),
             _ => None,
         };
+        let runtime = host.kernel().map(observe_runtime).transpose()?;
+        // Only a permissive kernel being switched to enforcing has denials that matter: they are
+        // what enforcing would refuse. Read nothing otherwise (a compliant run starts no program).
+        let switching = self.policy.state == SelinuxState::Enforcing
+            && !self.policy.allow_denials
+            && runtime.as_ref().and_then(|r| r.enforce.as_deref()) == Some("0");
+        let denials = switching.then(|| {
+            crate::host::audit::avc_lines_this_boot(host)
+                .map(|found| denials::distinct(&found.lines))
+                .map_err(|e| e.to_string())
+        });
         Ok(State {
             file,
             link_target,
             owner: host.file_owner(),
             target: host.fs.stat(path)?,
-            runtime: host.kernel().map(observe_runtime).transpose()?,
+            runtime,
+            denials,
         })
     }
 
@@ -101,6 +123,12 @@ impl Control for Selinux {
         let (word, bit) = self.wanted();
         let mut plan = Plan::managed(String::new());
         let mut summary = Vec::new();
+        // Denials stop both halves: the next boot would refuse the same accesses.
+        if let Some(refusal) = refusal(state.denials.as_ref()) {
+            plan.summary = refusal.0;
+            plan.problems.push(refusal.1);
+            return Ok(plan);
+        }
 
         // Persistent half first: it is what the next boot reads.
         // The content, read through a link (inside the root).
@@ -221,6 +249,47 @@ impl Control for Selinux {
         }
         plan.summary = summary.join("; ");
         Ok(plan)
+    }
+}
+
+/// How many denials a report names; the rest are counted.
+const SHOWN: usize = 3;
+
+/// Summary and problem when this boot's denials (or not knowing them) stop the switch.
+fn refusal(denials: Option<&Result<Vec<denials::Denial>, String>>) -> Option<(String, String)> {
+    let fix = "fix the policy for these accesses (audit2allow shows the rules they need) or the \
+               programs that make them, or set selinux.allow_denials = true to switch anyway";
+    match denials? {
+        Ok(found) if found.is_empty() => None,
+        Ok(found) => {
+            let mut named: Vec<String> = found.iter().take(SHOWN).map(|d| d.describe()).collect();
+            if found.len() > SHOWN {
+                named.push(format!("and {} more", found.len() - SHOWN));
+            }
+            Some((
+                format!(
+                    "permissive now, and this boot logged {} distinct AVC denial(s) that \
+                     enforcing would refuse: not switched to enforcing",
+                    found.len()
+                ),
+                format!(
+                    "not switched to enforcing, now or in {CONFIG}: this boot logged AVC \
+                     denials in permissive mode ({}), which enforcing turns into failures; {fix}. \
+                     `journalctl -b _TRANSPORT=audit _AUDIT_TYPE=1400` (or ausearch -m AVC -ts \
+                     boot) lists them",
+                    named.join("; ")
+                ),
+            ))
+        }
+        Err(why) => Some((
+            "permissive now; this boot's AVC denials cannot be read: not switched to enforcing"
+                .to_owned(),
+            format!(
+                "not switched to enforcing, now or in {CONFIG}: this boot's AVC denials cannot \
+                 be read ({why}), so what enforcing would break is unknown; set \
+                 selinux.allow_denials = true to switch without that check"
+            ),
+        )),
     }
 }
 

@@ -22,6 +22,10 @@ pub enum UnitAction {
     Mask(String),
     /// `UnmaskUnitFiles([unit], runtime=false)`.
     Unmask(String),
+    /// `EnableUnitFiles([unit], runtime=false, force=false)`: the links of its `[Install]`.
+    Enable(String),
+    /// `DisableUnitFiles([unit], runtime=false)`.
+    Disable(String),
     /// `Reload()`: systemd reads unit files and drop-ins again.
     Reload,
     /// `StopUnit(unit, "replace")`, waiting for the job.
@@ -44,6 +48,8 @@ impl UnitAction {
         match self {
             UnitAction::Mask(unit) => host.systemd()?.mask(unit),
             UnitAction::Unmask(unit) => host.systemd()?.unmask(unit),
+            UnitAction::Enable(unit) => host.systemd()?.enable(unit),
+            UnitAction::Disable(unit) => host.systemd()?.disable(unit),
             UnitAction::Reload => host.systemd()?.reload(),
             UnitAction::Stop(unit) => host.systemd()?.stop(unit),
             UnitAction::Start(unit) => host.systemd()?.start(unit),
@@ -67,6 +73,18 @@ impl UnitAction {
                 Some(unit.clone()),
                 None,
                 "UnmaskUnitFiles, as systemctl unmask".to_owned(),
+            ),
+            UnitAction::Enable(unit) => (
+                "enable-unit",
+                Some(unit.clone()),
+                None,
+                "EnableUnitFiles, as systemctl enable".to_owned(),
+            ),
+            UnitAction::Disable(unit) => (
+                "disable-unit",
+                Some(unit.clone()),
+                None,
+                "DisableUnitFiles, as systemctl disable".to_owned(),
             ),
             UnitAction::Reload => (
                 "daemon-reload",

@@ -63,6 +63,15 @@ impl Kernel {
             .collect())
     }
 
+    /// When the running kernel booted, in seconds since the epoch (`btime` in `/proc/stat`).
+    pub fn boot_time(&self) -> Result<Option<u64>, HostError> {
+        Ok(self.read("/proc/stat")?.and_then(|stat| {
+            stat.lines()
+                .find_map(|line| line.strip_prefix("btime "))
+                .and_then(|value| value.trim().parse().ok())
+        }))
+    }
+
     /// The arguments the running kernel was booted with.
     pub fn cmdline(&self) -> Result<Cmdline, HostError> {
         let text = self

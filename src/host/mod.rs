@@ -3,6 +3,7 @@
 //! being built (`--root /mnt/image`).
 
 pub mod accounts;
+pub mod audit;
 pub mod command;
 pub mod fs;
 pub mod kernel;

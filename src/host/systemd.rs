@@ -27,6 +27,9 @@ use super::HostError;
 /// How long a start or stop job may take before the agent stops waiting.
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// One change `EnableUnitFiles` reports: type (`symlink`, `unlink`), file, destination.
+type UnitFileChange = (String, String, String);
+
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
     default_service = "org.freedesktop.systemd1",
@@ -46,6 +49,18 @@ trait Manager {
         files: &[&str],
         runtime: bool,
     ) -> zbus::Result<Vec<(String, String, String)>>;
+    fn enable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<(bool, Vec<UnitFileChange>)>;
+    fn disable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
     fn reload(&self) -> zbus::Result<()>;
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
@@ -226,16 +241,44 @@ impl Systemd {
             .map_err(|e| dbus(format_args!("UnmaskUnitFiles({name})"), e))
     }
 
+    /// `systemctl enable NAME`: the links its `[Install]` section asks for, in `/etc`.
+    pub fn enable(&self, name: &str) -> Result<(), HostError> {
+        self.manager()?
+            .enable_unit_files(&[name], false, false)
+            .map(drop)
+            .map_err(|e| dbus(format_args!("EnableUnitFiles({name})"), e))
+    }
+
+    /// `systemctl disable NAME`: the links of its `[Install]` section removed from `/etc`.
+    pub fn disable(&self, name: &str) -> Result<(), HostError> {
+        self.manager()?
+            .disable_unit_files(&[name], false)
+            .map(drop)
+            .map_err(|e| dbus(format_args!("DisableUnitFiles({name})"), e))
+    }
+
     /// `systemctl daemon-reload`; the reply comes once the reload is done.
     pub fn reload(&self) -> Result<(), HostError> {
         self.manager()?.reload().map_err(|e| dbus("Reload", e))
     }
 
-    /// `systemctl stop NAME`, waiting for the unit to reach `inactive`.
+    /// `systemctl stop NAME`, waiting for the unit to reach `inactive`. A unit that refuses
+    /// manual stops (`RefuseManualStop=yes`, as auditd.service has: it must outlive what it
+    /// audits) is asked to exit instead: SIGTERM to its main process through `KillUnit`, as
+    /// `systemctl kill` does and as auditd documents for stopping it.
     pub fn stop(&self, name: &str) -> Result<(), HostError> {
-        self.manager()?
-            .stop_unit(name, "replace")
-            .map_err(|e| dbus(format_args!("StopUnit({name})"), e))?;
+        let manager = self.manager()?;
+        match manager.stop_unit(name, "replace") {
+            Ok(_) => {}
+            Err(zbus::Error::MethodError(error, _, _))
+                if error.as_str() == "org.freedesktop.systemd1.OperationRefused" =>
+            {
+                manager
+                    .kill_unit(name, "main", libc_sigterm())
+                    .map_err(|e| dbus(format_args!("KillUnit({name}, main, SIGTERM)"), e))?;
+            }
+            Err(e) => return Err(dbus(format_args!("StopUnit({name})"), e)),
+        }
         self.wait_for(name, &["inactive", "failed"], "stop")
     }
 
@@ -285,6 +328,11 @@ impl Systemd {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// SIGTERM's number, for `KillUnit`.
+fn libc_sigterm() -> i32 {
+    nix::sys::signal::Signal::SIGTERM as i32
 }
 
 /// A transient timer owned by PID 1 (`systemd-run --on-calendar`): it outlives the session that

@@ -50,6 +50,12 @@ pub enum Object {
         masked_before: bool,
         masked_after: bool,
     },
+    /// Whether a unit is enabled (the links of its `[Install]` section).
+    UnitEnabled {
+        unit: String,
+        enabled_before: bool,
+        enabled_after: bool,
+    },
     /// Whether a unit is running.
     UnitActive {
         unit: String,
@@ -61,6 +67,9 @@ pub enum Object {
     /// A running daemon was told to read its configuration again (`sshd.service`): a revert
     /// that puts its files back tells it again.
     UnitReload { unit: String },
+    /// The audit rules of `/etc/audit/rules.d` were loaded into the kernel; a revert loads them
+    /// again once it has put the files back.
+    AuditRulesLoaded,
     /// The group of a socket file.
     SocketGroup {
         path: String,
@@ -242,6 +251,11 @@ pub fn prior(host: &Host, action: &Action) -> Result<Object, HostError> {
                 .starts_with("masked"),
             masked_after: matches!(action, Action::Unit(UnitAction::Mask(_))),
         },
+        Action::Unit(UnitAction::Enable(unit) | UnitAction::Disable(unit)) => Object::UnitEnabled {
+            unit: unit.clone(),
+            enabled_before: is_enabled(&host.systemd()?.unit_status(unit)?.unit_file_state),
+            enabled_after: matches!(action, Action::Unit(UnitAction::Enable(_))),
+        },
         Action::Unit(UnitAction::Start(unit) | UnitAction::Stop(unit)) => Object::UnitActive {
             unit: unit.clone(),
             active_before: is_active(&host.systemd()?.unit_status(unit)?.active_state),
@@ -278,10 +292,17 @@ pub fn prior(host: &Host, action: &Action) -> Result<Object, HostError> {
             after: value.clone(),
             one_way: true,
         },
+        Action::LoadAuditRules => Object::AuditRulesLoaded,
         Action::UnloadModule(module) => Object::ModuleUnloaded {
             module: module.clone(),
         },
     })
+}
+
+/// A unit counts as enabled when systemd says `enabled` (links in `/etc` or `/usr`) or
+/// `enabled-runtime`; `disabled`, `static`, `masked` and the rest do not start it at boot.
+pub fn is_enabled(unit_file_state: &str) -> bool {
+    matches!(unit_file_state, "enabled" | "enabled-runtime")
 }
 
 /// A unit counts as running unless it is `inactive` or `failed` (as the controls judge it).

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use super::read::{control_id, Run};
-use super::record::{image, is_active, unhex, Image, Object};
+use super::record::{image, is_active, is_enabled, unhex, Image, Object};
 use crate::controls::UnitAction;
 use crate::controls::{Action, ControlError, FileWrite, Outcome, Plan, Step, Validation};
 use crate::host::fs::{FileSpec, Owner};
@@ -43,6 +43,7 @@ pub fn steps(run: &Run, only: &[String], force: bool) -> Vec<Box<dyn Step>> {
                 objects: Vec::new(),
                 reload: false,
                 reload_units: Vec::new(),
+                audit_rules: false,
                 unloaded: Vec::new(),
                 force,
             };
@@ -66,6 +67,8 @@ pub struct RevertStep {
     /// Daemons the run told to read their configuration again: told again once the files are
     /// back.
     reload_units: Vec<String>,
+    /// The run loaded audit rules: load them again once the files are back.
+    audit_rules: bool,
     unloaded: Vec<String>,
     force: bool,
 }
@@ -75,10 +78,14 @@ fn key(object: &Object) -> Option<String> {
     match object {
         Object::File { path, .. } => Some(format!("file {path}")),
         Object::UnitFile { unit, .. } => Some(format!("unit-file {unit}")),
+        Object::UnitEnabled { unit, .. } => Some(format!("unit-enabled {unit}")),
         Object::UnitActive { unit, .. } => Some(format!("unit-active {unit}")),
         Object::SocketGroup { path, .. } => Some(format!("group {path}")),
         Object::KernelSetting { path, .. } => Some(format!("kernel {path}")),
-        Object::Reload | Object::UnitReload { .. } | Object::ModuleUnloaded { .. } => None,
+        Object::Reload
+        | Object::UnitReload { .. }
+        | Object::AuditRulesLoaded
+        | Object::ModuleUnloaded { .. } => None,
     }
 }
 
@@ -91,6 +98,7 @@ impl RevertStep {
                     self.reload_units.push(unit.clone());
                 }
             }
+            Object::AuditRulesLoaded => self.audit_rules = true,
             Object::ModuleUnloaded { module } => {
                 if !self.unloaded.contains(module) {
                     self.unloaded.push(module.clone());
@@ -122,6 +130,12 @@ fn set_after(first: &mut Object, later: &Object) {
                 masked_after: a, ..
             },
         ) => *masked_after = *a,
+        (
+            Object::UnitEnabled { enabled_after, .. },
+            Object::UnitEnabled {
+                enabled_after: a, ..
+            },
+        ) => *enabled_after = *a,
         (
             Object::UnitActive { active_after, .. },
             Object::UnitActive {
@@ -222,6 +236,26 @@ impl Step for RevertStep {
                         })),
                     }
                 }
+                Object::UnitEnabled {
+                    unit,
+                    enabled_before,
+                    enabled_after,
+                } => {
+                    let now = is_enabled(&host.systemd()?.unit_status(unit)?.unit_file_state);
+                    let word = |on: bool| if on { "enabled" } else { "disabled" };
+                    match compare(&now, enabled_before, enabled_after) {
+                        Found::AsBefore => continue,
+                        Found::Changed if !self.force => {
+                            plan.problems
+                                .push(self.conflict(unit, word(now), word(*enabled_after)))
+                        }
+                        _ => persistent.push(Action::Unit(if *enabled_before {
+                            UnitAction::Enable(unit.clone())
+                        } else {
+                            UnitAction::Disable(unit.clone())
+                        })),
+                    }
+                }
                 Object::UnitActive {
                     unit,
                     active_before,
@@ -303,18 +337,27 @@ impl Step for RevertStep {
                         }),
                     }
                 }
-                Object::Reload | Object::UnitReload { .. } | Object::ModuleUnloaded { .. } => {}
+                Object::Reload
+                | Object::UnitReload { .. }
+                | Object::AuditRulesLoaded
+                | Object::ModuleUnloaded { .. } => {}
             }
         }
-        if !persistent.is_empty() {
+        let restored = !persistent.is_empty();
+        if restored {
             runtime.extend(
                 self.reload_units
                     .iter()
                     .map(|unit| Action::Unit(UnitAction::ReloadUnit(unit.clone()))),
             );
         }
-        if self.reload && !persistent.is_empty() {
+        if self.reload && restored {
             persistent.push(Action::Unit(UnitAction::Reload));
+        }
+        // The kernel holds the rules the run loaded until they are loaded again from the files
+        // put back; an image has no kernel to load them into (its next boot loads the files).
+        if self.audit_rules && restored && host.kernel().is_some() {
+            persistent.push(Action::LoadAuditRules);
         }
         plan.actions = persistent.into_iter().chain(runtime).collect();
         let mut summary = if plan.actions.is_empty() && plan.problems.is_empty() {

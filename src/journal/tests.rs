@@ -413,3 +413,45 @@ fn a_daemon_reload_is_recorded_and_revert_reloads_after_the_files_are_back() {
         "{again:?}"
     );
 }
+
+/// A run that edited a rules file and loaded the audit rules: revert puts the file back and then
+/// loads the rules again, on a running system only (an image's next boot loads its files).
+#[test]
+fn loaded_audit_rules_are_loaded_again_after_the_files_are_back() {
+    let (root, host) = journaled();
+    let id = applied(&host);
+    super::before(&host, &Action::LoadAuditRules).unwrap();
+    host.journal.replace(None);
+    let run = read::load(&host, &id).unwrap();
+    assert_eq!(
+        run.records.last().unwrap().object,
+        super::record::Object::AuditRulesLoaded
+    );
+    let kinds = |host: &Host| -> Vec<&'static str> {
+        let plan = revert::steps(&run, &[], false)[0].assess(host).unwrap();
+        plan.actions.iter().map(|a| a.change().kind).collect()
+    };
+    assert_eq!(kinds(&host), ["remove-file", "write-file"], "an image");
+    let kernel = tempfile::tempdir().unwrap();
+    fs::create_dir_all(kernel.path().join("proc")).unwrap();
+    let live = Host::open(root.path()).unwrap().with_kernel(kernel.path());
+    assert_eq!(
+        kinds(&live),
+        ["remove-file", "write-file", "load-audit-rules"],
+        "the files first, then the rules loaded from them"
+    );
+}
+
+/// A unit's enablement is a record the reader accepts and `runs` names.
+#[test]
+fn a_unit_enablement_record_reads_back() {
+    let object = super::record::Object::UnitEnabled {
+        unit: "auditd.service".into(),
+        enabled_before: false,
+        enabled_after: true,
+    };
+    let json = serde_json::to_string(&object).unwrap();
+    assert!(json.contains(r#""object":"unit-enabled""#), "{json}");
+    let back: super::record::Object = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, object);
+}

@@ -34,6 +34,7 @@ pub struct Policy {
     #[serde(rename = "console-autologin")]
     pub console_autologin: ConsoleAutologin,
     pub selinux: Selinux,
+    pub auditd: Auditd,
     #[serde(rename = "etcd-locksmith-tls")]
     pub etcd_locksmith_tls: EtcdLocksmithTls,
 }
@@ -347,6 +348,9 @@ pub enum ConsoleAutologinState {
 #[serde(deny_unknown_fields, default)]
 pub struct Selinux {
     pub state: SelinuxState,
+    /// Switch to enforcing even though this boot logged AVC denials in permissive mode (what
+    /// enforcing would have refused). Off: such denials stop the switch.
+    pub allow_denials: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,6 +360,21 @@ pub enum SelinuxState {
     Unmanaged,
     Enforcing,
     Permissive,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auditd {
+    pub state: AuditdState,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditdState {
+    #[default]
+    Unmanaged,
+    /// auditd enabled and running, the agent's rule set loaded, no rule that ignores everything.
+    Enabled,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

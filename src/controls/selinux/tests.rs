@@ -238,3 +238,89 @@ fn a_missing_config_is_reported_not_invented() {
     );
     assert!(m.is_link());
 }
+
+/// A permissive boot at 1764500000 whose audit log has `lines`.
+fn with_audit_log(lines: &[&str]) -> Machine {
+    let m = Machine::linked().enforce("0");
+    m.kernel_file("/proc/stat", "cpu  1 2 3\nbtime 1764500000\nprocesses 9\n");
+    m.root_file("/var/log/audit/audit.log", &(lines.join("\n") + "\n"));
+    m
+}
+
+const DENIED: &str = "type=AVC msg=audit(1764500100.5:61): avc:  denied  { setcurrent } for  \
+                      pid=811 comm=\"bash\" scontext=system_u:system_r:fh_vm_t \
+                      tcontext=system_u:system_r:fh_vm_t tclass=process permissive=1";
+
+fn enforcing(allow_denials: bool) -> Policy {
+    let mut policy = Policy::default();
+    policy.selinux.state = SelinuxState::Enforcing;
+    policy.selinux.allow_denials = allow_denials;
+    policy
+}
+
+fn run_policy(host: &Host, policy: &Policy, mode: Mode) -> ControlReport {
+    testkit::run(
+        host,
+        policy,
+        Box::new(Selinux::new(policy.selinux.clone())),
+        mode,
+    )
+}
+
+#[test]
+fn denials_of_this_boot_stop_both_halves_and_are_named() {
+    let m = with_audit_log(&[
+        "type=DAEMON_START msg=audit(1764500050.0:1): op=start",
+        DENIED,
+        // The same access again, and one of an earlier boot: named once, and not at all.
+        &DENIED.replace("61)", "62)"),
+        &DENIED
+            .replace("1764500100", "1764400000")
+            .replace("setcurrent", "setexec"),
+    ]);
+    for mode in [Mode::Check, Mode::Apply] {
+        let report = run_policy(&m.with_kernel(), &enforcing(false), mode);
+        assert_eq!(report.status, Status::Failed, "{}", text(&report));
+        let said = text(&report);
+        assert!(said.contains("1 distinct AVC denial"), "{said}");
+        assert!(
+            said.contains(
+                "`bash` (system_u:system_r:fh_vm_t) denied `setcurrent` on process \
+                 system_u:system_r:fh_vm_t"
+            ),
+            "{said}"
+        );
+        assert!(
+            !said.contains("setexec"),
+            "an earlier boot's denial: {said}"
+        );
+        assert!(said.contains("selinux.allow_denials = true"), "{said}");
+        assert!(report.changes.is_empty(), "{:?}", report.changes);
+        assert_eq!(m.enforcing(), "0");
+        assert!(
+            m.is_link(),
+            "the config for the next boot is not switched either"
+        );
+    }
+
+    // The operator accepts them: both halves switch.
+    let report = run_policy(&m.with_kernel(), &enforcing(true), Mode::Apply);
+    assert_eq!(report.status, Status::Changed, "{}", text(&report));
+    assert_eq!(m.enforcing(), "1");
+    assert!(m.config().contains("SELINUX=enforcing\n"));
+}
+
+#[test]
+fn a_boot_without_denials_switches_and_permissive_reads_none() {
+    let earlier = DENIED.replace("1764500100", "1764400000");
+    let m = with_audit_log(&[&earlier, &DENIED.replace("permissive=1", "permissive=0")]);
+    let report = run_policy(&m.with_kernel(), &enforcing(false), Mode::Apply);
+    assert_eq!(report.status, Status::Changed, "{}", text(&report));
+    assert_eq!(m.enforcing(), "1");
+
+    // Going permissive never stops on denials.
+    let m = with_audit_log(&[DENIED]).enforce("1");
+    let report = run(&m.with_kernel(), SelinuxState::Permissive, Mode::Apply);
+    assert_eq!(report.status, Status::Changed, "{}", text(&report));
+    assert_eq!(m.enforcing(), "0");
+}
