@@ -125,7 +125,7 @@ pub struct RunArgs {
     pub source: SourceArgs,
 
     /// Only these controls (comma-separated ids: sshd-socket, docker-socket, core-sudo,
-    /// core-login, usb-storage, smt, selinux, etcd-locksmith-tls).
+    /// core-login, usb-storage, smt, sysctl, selinux, etcd-locksmith-tls).
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub only: Vec<String>,
 

@@ -394,6 +394,7 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
         ("ProtectKernelTunables", "yes"),
         ("RestrictAddressFamilies", "AF_UNIX"),
         ("RestrictSUIDSGID", "yes"),
+        ("IPAddressDeny", "any"),
     ] {
         assert_eq!(one(key), value, "{key}");
     }
@@ -404,6 +405,10 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
         "-/oem",
         "-/usr/share/oem",
         "-/sys/devices/system/cpu/smt",
+        "-/proc/sys/kernel",
+        "-/proc/sys/net",
+        "-/proc/sys/fs",
+        "-/proc/sys/dev",
     ] {
         assert!(
             writable.contains(&path.to_owned()),

@@ -281,7 +281,10 @@ impl TryFrom<String> for SysctlKey {
         } else if key.contains(['*', '?', '[']) {
             Some("a glob character in it (name each key)")
         } else if !key.contains('.') {
-            Some("a single word: sysctl names have a dot (`kernel.…`, `net.…`)")
+            Some(
+                "a single word: sysctl names have a dot (`kernel.…`, `net.…`), and a dotted \
+                 name must be quoted, or TOML reads its dots as tables",
+            )
         } else if !key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))

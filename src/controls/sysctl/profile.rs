@@ -61,12 +61,14 @@ pub const CONTAINER_HOST: &[Setting] = &[
     set(
         "fs.protected_fifos",
         "1",
-        "no O_CREAT open of another user's FIFO in a sticky world-writable directory (Flatcar: 0)",
+        "no O_CREAT open of another user's FIFO in a sticky world-writable directory (Flatcar: 0; \
+         Debian and Ubuntu ship 1)",
     ),
     set(
         "fs.protected_regular",
-        "1",
-        "no O_CREAT open of another user's file in a sticky world-writable directory (Flatcar: 0)",
+        "2",
+        "no O_CREAT open of another user's file in a sticky world- or group-writable directory \
+         (Flatcar: 0; Debian and Ubuntu ship 2)",
     ),
     set(
         "fs.suid_dumpable",

@@ -164,10 +164,11 @@ fn live_apply_writes_the_file_and_proc_sys_and_leaves_forwarding_alone() {
     );
     assert_eq!(m.read_kernel("/proc/sys/kernel/kptr_restrict"), "2");
     assert_eq!(
-        m.read_kernel("/proc/sys/fs/protected_regular"),
+        m.read_kernel("/proc/sys/fs/protected_fifos"),
         "1\n",
         "already 1"
     );
+    assert_eq!(m.read_kernel("/proc/sys/fs/protected_regular"), "2");
     assert_eq!(
         m.read_kernel("/proc/sys/net/ipv4/conf/all/accept_redirects"),
         "0"
