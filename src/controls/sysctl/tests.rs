@@ -4,7 +4,6 @@
 use super::conf::{self, ConfFile};
 use super::*;
 use crate::controls::testkit::{self, text};
-use crate::controls::Step;
 use crate::policy::{Policy, SysctlKey, SysctlValue};
 use crate::report::{Mode, Status};
 
@@ -141,12 +140,8 @@ fn systemd_sysctl_order_masks_by_name_and_the_later_name_wins() {
 
 #[test]
 fn live_apply_writes_the_file_and_proc_sys_and_leaves_forwarding_alone() {
-    let m = machine(&["dev/tty/ldisc_autoload"]);
-    let m = {
-        // A kernel without dev.tty.ldisc_autoload (before 5.1).
-        let _ = std::fs::remove_file(m.kernel.join("proc/sys/dev/tty/ldisc_autoload"));
-        m
-    };
+    // A kernel without dev.tty.ldisc_autoload (before 5.1).
+    let m = machine(&["dev.tty.ldisc_autoload"]);
     let host = m.with_kernel();
     let policy = policy(|s| {
         s.settings.insert(
