@@ -381,6 +381,7 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
             "CAP_CHOWN",
             "CAP_DAC_OVERRIDE",
             "CAP_FOWNER",
+            "CAP_SYS_ADMIN",
             "CAP_SYS_MODULE"
         ]
         .map(str::to_owned)
