@@ -254,13 +254,6 @@ impl<'de> Deserialize<'de> for SudoersMode {
 #[serde(try_from = "String", into = "String")]
 pub struct SysctlKey(pub String);
 
-impl SysctlKey {
-    /// Where the running kernel shows it.
-    pub fn proc_path(&self) -> String {
-        format!("/proc/sys/{}", self.0.replace('.', "/"))
-    }
-}
-
 impl TryFrom<String> for SysctlKey {
     type Error = String;
     fn try_from(key: String) -> Result<Self, String> {
@@ -472,10 +465,6 @@ mod tests {
         ] {
             assert!(!ok(bad), "{bad:?} was accepted");
         }
-        assert_eq!(
-            SysctlKey("net.ipv4.ip_forward".into()).proc_path(),
-            "/proc/sys/net/ipv4/ip_forward"
-        );
     }
 
     #[test]
