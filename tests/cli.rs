@@ -166,6 +166,7 @@ fn json_report_follows_the_schema() {
             "core-login",
             "usb-storage",
             "smt",
+            "sysctl",
             "selinux",
             "etcd-locksmith-tls"
         ]

@@ -160,7 +160,7 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
     // As if the run had been reverted at its confirmation deadline.
     set_state(root.path(), "held");
     let held = "sshd-socket=held docker-socket=held core-sudo=held core-login=held \
-                usb-storage=held smt=held selinux=held etcd-locksmith-tls=not-applicable";
+                usb-storage=held smt=held sysctl=skipped selinux=held etcd-locksmith-tls=not-applicable";
 
     let untouched = snapshot(root.path());
     let check = run_on(root.path(), &[&["check"][..], &guide].concat());
