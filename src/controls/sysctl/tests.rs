@@ -289,3 +289,53 @@ fn revert_puts_back_the_values_and_the_file() {
     assert_eq!(m.read_kernel("/proc/sys/kernel/kptr_restrict"), "0");
     assert!(!m.root.join(&FILE[1..]).exists(), "the file is gone again");
 }
+
+#[test]
+fn sysctl_conf_counts_through_debians_link_and_a_dev_null_link_masks() {
+    let m = machine(&[]);
+    let host = m.with_kernel();
+    let policy = policy(|_| {});
+    run(&host, &policy, Mode::Apply);
+    // Debian's procps links 99-sysctl.conf to /etc/sysctl.conf: read, and sorted before the
+    // agent's file, so its value loses at boot.
+    m.root_file("/etc/sysctl.conf", "kernel.kptr_restrict = 1\n");
+    std::os::unix::fs::symlink("../sysctl.conf", m.root.join("etc/sysctl.d/99-sysctl.conf"))
+        .unwrap();
+    let report = run(&host, &policy, Mode::Check);
+    assert_eq!(report.status, Status::Compliant, "{}", text(&report));
+    // The same line in a file that sorts later wins, unless /etc masks that file.
+    m.root_file("/usr/lib/sysctl.d/zz-z.conf", "kernel.kptr_restrict = 1\n");
+    let report = run(&host, &policy, Mode::Check);
+    assert!(
+        text(&report).contains("/usr/lib/sysctl.d/zz-z.conf:1 sets kernel.kptr_restrict = 1"),
+        "{}",
+        text(&report)
+    );
+    std::os::unix::fs::symlink("/dev/null", m.root.join("etc/sysctl.d/zz-z.conf")).unwrap();
+    let report = run(&host, &policy, Mode::Check);
+    assert_eq!(report.status, Status::Compliant, "{}", text(&report));
+}
+
+#[test]
+fn kexec_load_disabled_is_opt_in_and_said_to_be_one_way() {
+    let m = machine(&[]);
+    m.kernel_file("/proc/sys/kernel/kexec_load_disabled", "0\n");
+    let host = m.with_kernel();
+    let report = run(&host, &policy(|_| {}), Mode::Check);
+    assert!(!text(&report).contains("kexec"), "not in the profile");
+    let policy = policy(|s| {
+        s.settings
+            .insert(key("kernel.kexec_load_disabled"), SysctlValue("1".into()));
+    });
+    let report = run(&host, &policy, Mode::Apply);
+    assert_eq!(m.read_kernel("/proc/sys/kernel/kexec_load_disabled"), "1");
+    assert!(
+        text(&report)
+            .contains("kernel.kexec_load_disabled = 1 cannot be undone until the next boot"),
+        "{}",
+        text(&report)
+    );
+    assert!(m
+        .read_root(FILE)
+        .contains("# set by the policy's sysctl.settings\nkernel.kexec_load_disabled = 1\n"));
+}
