@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::values::{
-    self, AbsolutePath, JournalKeep, ModprobeFile, ModuleName, SudoersMode, SysctlKey, SysctlValue,
-};
+use super::sysctl_values::{self, SysctlKey, SysctlValue};
+use super::values::{self, AbsolutePath, JournalKeep, ModprobeFile, ModuleName, SudoersMode};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -222,7 +221,7 @@ pub struct Sysctl {
     /// Profile keys to leave alone.
     #[serde(
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "values::sysctl_exclude"
+        deserialize_with = "sysctl_values::sysctl_exclude"
     )]
     pub exclude: Vec<SysctlKey>,
     /// Let `settings` turn IPv4/IPv6 forwarding off on a host with a container runtime (which
