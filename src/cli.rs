@@ -125,8 +125,8 @@ pub struct RunArgs {
     pub source: SourceArgs,
 
     /// Only these controls (comma-separated ids: sshd-socket, sshd-config, docker-socket,
-    /// core-sudo, core-login, usb-storage, smt, kernel-lockdown, console-autologin, selinux,
-    /// auditd, etcd-locksmith-tls).
+    /// core-sudo, core-login, usb-storage, smt, sysctl, kernel-lockdown, console-autologin,
+    /// selinux, auditd, etcd-locksmith-tls).
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub only: Vec<String>,
 

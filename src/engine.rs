@@ -278,6 +278,7 @@ mod tests {
     struct Managed;
 
     impl crate::controls::Managed for Managed {
+        const KEY: &'static str = "state";
         fn is_unmanaged(&self) -> bool {
             false
         }

@@ -167,6 +167,7 @@ fn json_report_follows_the_schema() {
             "core-login",
             "usb-storage",
             "smt",
+            "sysctl",
             "kernel-lockdown",
             "console-autologin",
             "selinux",

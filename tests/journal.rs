@@ -165,7 +165,7 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
     // As if the run had been reverted at its confirmation deadline.
     set_state(root.path(), "held");
     let held = "sshd-socket=held sshd-config=skipped docker-socket=held core-sudo=held \
-                core-login=held usb-storage=held smt=held kernel-lockdown=skipped \
+                core-login=held usb-storage=held smt=held sysctl=skipped kernel-lockdown=skipped \
                 console-autologin=skipped selinux=held auditd=skipped \
                 etcd-locksmith-tls=not-applicable";
 

@@ -298,3 +298,83 @@ fn the_full_guide_leaves_every_kernel_control_settled_after_one_apply() {
         Some(0)
     );
 }
+
+/// Flatcar's `/usr/lib/sysctl.d/60-baselayout.conf`, as flatcar/baselayout ships it.
+const BASELAYOUT_SYSCTL: &str = "net.ipv4.ip_forward = 1\nnet.ipv4.conf.default.rp_filter = 0\n\
+    net.ipv4.conf.all.rp_filter = 0\nnet.ipv4.conf.*.rp_filter = 0\n-net.ipv4.conf.all.rp_filter\n\
+    kernel.kptr_restrict = 1\nfs.protected_regular = 0\nfs.protected_fifos = 0\n";
+const SYSCTL_FILE: &str = "/etc/sysctl.d/zz-flatcar-harden.conf";
+
+#[test]
+fn sysctl_profile_on_an_image_writes_one_file_that_sorts_last_and_waits_for_boot() {
+    let tree = Tree::new("[sysctl]\nprofile = \"container-host\"\n");
+    tree.write("/usr/lib/sysctl.d/60-baselayout.conf", BASELAYOUT_SYSCTL);
+    tree.write("/usr/lib/systemd/system/docker.service", "[Service]\n");
+    let before = tree.snapshot();
+    let (code, report) = tree.json(&["check", "--only", "sysctl"]);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(status(&report, "sysctl"), "would-change");
+    let dry = tree.run(&["apply", "--dry-run", "--only", "sysctl"]);
+    assert_eq!(dry.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(text.contains("+kernel.kptr_restrict = 2"), "{text}");
+    assert_eq!(tree.snapshot(), before, "check and dry-run write nothing");
+
+    let (code, report) = tree.json(&["apply", "--only", "sysctl"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(status(&report, "sysctl"), "pending-reboot", "{report}");
+    assert!(
+        report.to_string().contains("takes effect at boot"),
+        "{report}"
+    );
+    let file = tree.read(SYSCTL_FILE);
+    let settings: Vec<&str> = file
+        .lines()
+        .filter(|l| l.contains(" = ") && !l.starts_with('#'))
+        .collect();
+    assert_eq!(settings.len(), 25, "{file}");
+    assert!(settings.contains(&"fs.protected_regular = 2"), "{file}");
+    assert!(
+        !settings
+            .iter()
+            .any(|l| l.contains("forward") || l.contains("rp_filter")),
+        "{file}"
+    );
+    let mode = fs::metadata(tree.path(SYSCTL_FILE)).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o644);
+
+    let after = tree.snapshot();
+    let (code, report) = tree.json(&["apply", "--only", "sysctl"]);
+    assert_eq!(code, 0);
+    assert_eq!(control(&report, "sysctl")["changes"], Value::Array(vec![]));
+    assert_eq!(tree.snapshot(), after, "the second apply touched the tree");
+
+    // A later-sorting file wins at boot: drift, named by file and line.
+    tree.write(
+        "/etc/sysctl.d/zz-x.conf",
+        "# local\nkernel.kptr_restrict = 1\n",
+    );
+    let (code, report) = tree.json(&["check", "--only", "sysctl"]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(status(&report, "sysctl"), "failed");
+    assert!(
+        report
+            .to_string()
+            .contains("/etc/sysctl.d/zz-x.conf:2 sets kernel.kptr_restrict = 1"),
+        "{report}"
+    );
+    fs::remove_file(tree.path("/etc/sysctl.d/zz-x.conf")).unwrap();
+
+    // dev-sec's ip_forward = 0, on a host with docker's unit: refused, nothing written.
+    tree.policy(
+        "[sysctl]\nprofile = \"container-host\"\nsettings = { \"net.ipv4.ip_forward\" = \"0\" }\n",
+    );
+    let before = tree.snapshot();
+    let (code, report) = tree.json(&["apply", "--only", "sysctl"]);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.to_string().contains("allow_forwarding_off"),
+        "{report}"
+    );
+    assert_eq!(tree.snapshot(), before, "a refused policy writes nothing");
+}

@@ -382,6 +382,7 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
             "CAP_CHOWN",
             "CAP_DAC_OVERRIDE",
             "CAP_FOWNER",
+            "CAP_SYS_ADMIN",
             "CAP_SYS_MODULE"
         ]
         .map(str::to_owned)
@@ -395,6 +396,7 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
         ("ProtectKernelTunables", "yes"),
         ("RestrictAddressFamilies", "AF_UNIX AF_NETLINK"),
         ("RestrictSUIDSGID", "yes"),
+        ("IPAddressDeny", "any"),
     ] {
         assert_eq!(one(key), value, "{key}");
     }
@@ -405,6 +407,10 @@ fn the_unit_runs_apply_once_per_boot_sandboxed() {
         "-/oem",
         "-/usr/share/oem",
         "-/sys/devices/system/cpu/smt",
+        "-/proc/sys/kernel",
+        "-/proc/sys/net",
+        "-/proc/sys/fs",
+        "-/proc/sys/dev",
     ] {
         assert!(
             writable.contains(&path.to_owned()),

@@ -17,6 +17,7 @@ mod smt;
 mod sshd_config;
 mod sshd_socket;
 mod sudoers;
+mod sysctl;
 #[cfg(test)]
 mod testkit;
 mod unit_file;
@@ -65,8 +66,11 @@ pub trait Control {
     }
 }
 
-/// A policy section that can say "leave this control alone" (`state = "unmanaged"`).
+/// A policy section that can say "leave this control alone" (`state = "unmanaged"`; `sysctl`
+/// says it with `profile`).
 pub trait Managed {
+    /// The key that holds `"unmanaged"`.
+    const KEY: &'static str;
     fn is_unmanaged(&self) -> bool;
 }
 
@@ -90,7 +94,11 @@ impl<C: Control> Step for C {
         if self.section().is_unmanaged() {
             return Ok(Plan::with(
                 Disposition::Unmanaged,
-                format!("left alone (policy: {}.state = \"unmanaged\")", C::ID),
+                format!(
+                    "left alone (policy: {}.{} = \"unmanaged\")",
+                    C::ID,
+                    <C::Section as Managed>::KEY
+                ),
             ));
         }
         let state = self.observe(host)?;
@@ -105,9 +113,10 @@ impl<C: Control> Step for C {
 }
 
 /// The registry: each control's type, built from its policy section, in run order. `IDS` and
-/// [`all`] are derived from this one list; a test ties it to the policy's table names.
+/// [`all`] are derived from this one list; a test ties it to the policy's table names. `(key:
+/// Type)` names the section's key that can say "unmanaged", and its type.
 macro_rules! registry {
-    ($($module:ident :: $control:ident <- $section:ident ($state:ident)),* $(,)?) => {
+    ($($module:ident :: $control:ident <- $section:ident ($key:ident : $state:ident)),* $(,)?) => {
         /// Stable ids, in the order a run works through them.
         pub const IDS: &[&str] = &[$(<$module::$control as Control>::ID),*];
 
@@ -117,26 +126,28 @@ macro_rules! registry {
         }
 
         $(impl Managed for policy::$control {
+            const KEY: &'static str = stringify!($key);
             fn is_unmanaged(&self) -> bool {
-                self.state == policy::$state::Unmanaged
+                self.$key == policy::$state::Unmanaged
             }
         })*
     };
 }
 
 registry! {
-    sshd_socket::SshdSocket <- sshd_socket(SshdSocketState),
-    sshd_config::SshdConfig <- sshd_config(SshdConfigState),
-    docker_socket::DockerSocket <- docker_socket(DockerSocketState),
-    core_sudo::CoreSudo <- core_sudo(CoreSudoState),
-    core_login::CoreLogin <- core_login(CoreLoginState),
-    usb_storage::UsbStorage <- usb_storage(UsbStorageState),
-    smt::Smt <- smt(SmtState),
-    kernel_lockdown::KernelLockdown <- kernel_lockdown(KernelLockdownState),
-    console_autologin::ConsoleAutologin <- console_autologin(ConsoleAutologinState),
-    selinux::Selinux <- selinux(SelinuxState),
-    auditd::Auditd <- auditd(AuditdState),
-    etcd_locksmith_tls::EtcdLocksmithTls <- etcd_locksmith_tls(TlsAuditState),
+    sshd_socket::SshdSocket <- sshd_socket(state: SshdSocketState),
+    sshd_config::SshdConfig <- sshd_config(state: SshdConfigState),
+    docker_socket::DockerSocket <- docker_socket(state: DockerSocketState),
+    core_sudo::CoreSudo <- core_sudo(state: CoreSudoState),
+    core_login::CoreLogin <- core_login(state: CoreLoginState),
+    usb_storage::UsbStorage <- usb_storage(state: UsbStorageState),
+    smt::Smt <- smt(state: SmtState),
+    sysctl::Sysctl <- sysctl(profile: SysctlProfile),
+    kernel_lockdown::KernelLockdown <- kernel_lockdown(state: KernelLockdownState),
+    console_autologin::ConsoleAutologin <- console_autologin(state: ConsoleAutologinState),
+    selinux::Selinux <- selinux(state: SelinuxState),
+    auditd::Auditd <- auditd(state: AuditdState),
+    etcd_locksmith_tls::EtcdLocksmithTls <- etcd_locksmith_tls(state: TlsAuditState),
 }
 
 #[cfg(test)]

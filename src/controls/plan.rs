@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::units;
 use super::{ControlError, FileWrite};
+use crate::host::kernel::PROC_SYS;
 use crate::host::kmod::Unload;
 use crate::host::Host;
 use crate::report::Change;
@@ -60,8 +61,8 @@ impl Plan {
 pub enum Action {
     WriteFile(FileWrite),
     UnloadModule(String),
-    /// Write a sysfs attribute of the running kernel (`echo value > path`); `before` is what it
-    /// held when the plan was made.
+    /// Write a sysfs attribute or a `/proc/sys` setting of the running kernel (`echo value >
+    /// path`); `before` is what it held when the plan was made.
     WriteKernelSetting {
         path: String,
         value: String,
@@ -153,7 +154,11 @@ impl Action {
                 value,
                 before,
             } => Change {
-                kind: "write-sysfs",
+                kind: if path.starts_with(PROC_SYS) {
+                    "write-sysctl"
+                } else {
+                    "write-sysfs"
+                },
                 path: None,
                 target: Some(path.clone()),
                 diff: None,

@@ -1,4 +1,4 @@
-//! The running kernel's own files: sysfs attributes and `/proc/cmdline`.
+//! The running kernel's own files: sysfs attributes, `/proc/sys` settings and `/proc/cmdline`.
 //!
 //! Only a live run has a running kernel to ask. An image (`--root DIR`) has none: its `/sys` and
 //! `/proc` are empty mount points, and the build machine's kernel is not the one the image will
@@ -19,6 +19,15 @@ use super::HostError;
 
 pub const CMDLINE: &str = "/proc/cmdline";
 
+/// Where the running kernel shows its sysctl settings.
+pub const PROC_SYS: &str = "/proc/sys";
+
+/// Whether two values of a kernel setting are the same value: the kernel prints several numbers
+/// separated by tabs (`4096\t131072\t6291456`) and takes them separated by any blanks.
+pub fn same_value(a: &str, b: &str) -> bool {
+    a.split_whitespace().eq(b.split_whitespace())
+}
+
 /// sysfs and procfs of the running kernel.
 pub struct Kernel {
     pub(super) fs: RootFs,
@@ -36,7 +45,8 @@ impl Kernel {
         })
     }
 
-    /// A sysfs attribute without its trailing newline; `None` if the kernel does not offer it.
+    /// A sysfs attribute or `/proc/sys` setting without its trailing newline; `None` if the
+    /// kernel does not offer it.
     pub fn read(&self, path: &str) -> Result<Option<String>, HostError> {
         Ok(self
             .fs
@@ -81,7 +91,7 @@ impl Kernel {
         Ok(Cmdline::parse(&text))
     }
 
-    /// Writes `value` to a sysfs attribute, as `echo value > path` does. The kernel answers a
+    /// Writes `value` to a sysfs attribute or a `/proc/sys` setting, as `echo value > path` does. The kernel answers a
     /// value it does not accept now with EINVAL, EPERM or EBUSY: that is reported as a refusal
     /// naming the attribute and the value, not as an I/O error.
     ///
@@ -202,6 +212,14 @@ mod tests {
             "{error}"
         );
         assert!(kernel.cmdline().is_err(), "no /proc/cmdline in this tree");
+    }
+
+    #[test]
+    fn values_compare_as_the_kernel_prints_them() {
+        assert!(same_value("4096\t131072\t6291456", "4096 131072  6291456"));
+        assert!(same_value("2", "2"));
+        assert!(!same_value("1", "2"));
+        assert!(!same_value("1 2", "1"));
     }
 
     #[test]

@@ -304,11 +304,14 @@ fn check_record(record: &Record, seq: u32) -> Result<(), String> {
             ..
         } => {
             check_path(path)?;
-            if !path.starts_with("/sys/") {
-                return Err(format!("{path} is not a kernel setting under /sys"));
+            if !path.starts_with("/sys/") && !path.starts_with("/proc/sys/") {
+                return Err(format!(
+                    "{path} is not a kernel setting under /sys or /proc/sys"
+                ));
             }
+            // `/proc/sys` prints several numbers separated by tabs.
             for value in [before, after] {
-                if value.len() > 64 || value.chars().any(char::is_control) {
+                if value.len() > 1024 || value.chars().any(|c| c.is_control() && c != '\t') {
                     return Err(format!(
                         "`{}` is not a kernel setting's value",
                         value.escape_debug()

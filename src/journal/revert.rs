@@ -18,6 +18,7 @@ use super::record::{image, is_active, is_enabled, unhex, Image, Object};
 use crate::controls::UnitAction;
 use crate::controls::{Action, ControlError, FileWrite, Outcome, Plan, Step, Validation};
 use crate::host::fs::{FileSpec, Owner};
+use crate::host::kernel::same_value;
 use crate::host::session::Session;
 use crate::host::{Host, HostError};
 
@@ -325,7 +326,15 @@ impl Step for RevertStep {
                         continue;
                     };
                     let now = kernel.read(path)?.unwrap_or_default();
-                    match compare(&now, before, after) {
+                    // As the kernel prints it: `1\t2` is the `1 2` the run wrote.
+                    let found = if same_value(&now, before) {
+                        Found::AsBefore
+                    } else if same_value(&now, after) {
+                        Found::AsLeft
+                    } else {
+                        Found::Changed
+                    };
+                    match found {
                         Found::AsBefore => continue,
                         Found::Changed if !self.force => {
                             plan.problems.push(self.conflict(path, &now, after))

@@ -251,6 +251,7 @@ struct Motd;
 struct Always;
 
 impl crate::controls::Managed for Always {
+    const KEY: &'static str = "state";
     fn is_unmanaged(&self) -> bool {
         false
     }

@@ -5,6 +5,7 @@ mod diagnose;
 mod load;
 mod schema;
 mod strict;
+mod sysctl_values;
 mod values;
 
 use crate::host::HostError;
@@ -14,9 +15,10 @@ pub use load::{check_file, effective_toml, load, to_toml, Loaded};
 pub use schema::*;
 // The schema's value types, by the names controls and their tests use.
 #[allow(unused_imports)]
-pub use values::{
-    AbsolutePath, AccountName, ModprobeFile, ModuleName, SshdCount, SshdSeconds, SudoersMode,
-};
+pub use sysctl_values::{SysctlKey, SysctlValue};
+pub use values::ModuleName;
+#[cfg(test)]
+pub use values::{AbsolutePath, AccountName, SshdSeconds, SudoersMode};
 
 pub const VENDOR_POLICY: &str = "/usr/share/flatcar-harden/policy.toml";
 pub const ADMIN_POLICY: &str = "/etc/flatcar-harden/policy.toml";

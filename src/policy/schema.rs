@@ -1,10 +1,12 @@
 //! The policy's schema: one section per control, plus `[safety]`, `[report]` and `[journal]`. What each key may hold is
 //! checked while it is read (values.rs); the shapes serde alone would let through, in strict.rs.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::sysctl_values::{self, SysctlKey, SysctlValue};
 use super::values::{
     self, AbsolutePath, AccountName, JournalKeep, ModprobeFile, ModuleName, SshdCount, SshdSeconds,
     SudoersMode,
@@ -29,6 +31,7 @@ pub struct Policy {
     #[serde(rename = "usb-storage")]
     pub usb_storage: UsbStorage,
     pub smt: Smt,
+    pub sysctl: Sysctl,
     #[serde(rename = "kernel-lockdown")]
     pub kernel_lockdown: KernelLockdown,
     #[serde(rename = "console-autologin")]
@@ -335,6 +338,26 @@ impl Default for ConsoleAutologin {
     }
 }
 
+/// Kernel settings (`/proc/sys`) now and at every boot (`/etc/sysctl.d/`). The control's switch
+/// is `profile`, not `state`: it says which table of settings to hold, `unmanaged` none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sysctl {
+    pub profile: SysctlProfile,
+    /// Keys to add to the profile or to set to another value than the profile's.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<SysctlKey, SysctlValue>,
+    /// Profile keys to leave alone.
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "sysctl_values::sysctl_exclude"
+    )]
+    pub exclude: Vec<SysctlKey>,
+    /// Let `settings` turn IPv4/IPv6 forwarding off on a host with a container runtime (which
+    /// loses its container networking).
+    pub allow_forwarding_off: bool,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsoleAutologinState {
@@ -342,6 +365,15 @@ pub enum ConsoleAutologinState {
     Unmanaged,
     /// No `flatcar.autologin` in the OEM grub.cfg, no getty autologin drop-in in /etc.
     Off,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SysctlProfile {
+    #[default]
+    Unmanaged,
+    /// The settings of docs/policy.md's table, safe for a host running containers.
+    ContainerHost,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

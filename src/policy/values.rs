@@ -18,7 +18,7 @@ pub const GRUB_CFG_PATHS: [&str; 2] = ["/oem/grub.cfg", "/usr/share/oem/grub.cfg
 pub const MODPROBE_DIR: &str = "/etc/modprobe.d";
 
 /// A value as an error shows it: escaped, and cut when it is long.
-fn shown(value: &str) -> String {
+pub(super) fn shown(value: &str) -> String {
     terminal::cut(&terminal::escape(value), 80).into_owned()
 }
 
