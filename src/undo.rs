@@ -325,6 +325,7 @@ fn changed(object: &Object) -> String {
             format!("{} {unit}", if *active_after { "start" } else { "stop" })
         }
         Object::Reload => "daemon-reload".to_owned(),
+        Object::Restart { unit } => format!("restart {unit}"),
         Object::SocketGroup {
             path, gid_after, ..
         } => format!("group {gid_after} on {path}"),

@@ -11,6 +11,7 @@ mod grub_cfg;
 mod plan;
 mod selinux;
 mod smt;
+mod sshd_listen;
 mod sshd_socket;
 mod sudoers;
 #[cfg(test)]
@@ -122,6 +123,7 @@ macro_rules! registry {
 
 registry! {
     sshd_socket::SshdSocket <- sshd_socket(SshdSocketState),
+    sshd_listen::SshdListen <- sshd_listen(SshdListenState),
     docker_socket::DockerSocket <- docker_socket(DockerSocketState),
     core_sudo::CoreSudo <- core_sudo(CoreSudoState),
     core_login::CoreLogin <- core_login(CoreLoginState),

@@ -28,6 +28,9 @@ pub enum UnitAction {
     Stop(String),
     /// `StartUnit(unit, "replace")`, waiting for the job.
     Start(String),
+    /// `RestartUnit(unit, "replace")` if the unit runs (as `systemctl try-restart`), waiting
+    /// until it is active again.
+    Restart(String),
     /// In an image: `path -> target` (a mask is `-> /dev/null`).
     Link { path: PathBuf, target: PathBuf },
     /// In an image: remove the link at `path` (an unmask).
@@ -45,6 +48,7 @@ impl UnitAction {
             UnitAction::Reload => host.systemd()?.reload(),
             UnitAction::Stop(unit) => host.systemd()?.stop(unit),
             UnitAction::Start(unit) => host.systemd()?.start(unit),
+            UnitAction::Restart(unit) => host.systemd()?.try_restart(unit),
             UnitAction::Link { path, target } => host.fs.symlink_atomic(path, target, 0o755),
             UnitAction::Unlink { path } => host.fs.remove(path),
             UnitAction::SocketGroup { path, to, .. } => host.fs.chgrp_nofollow(path, *to),
@@ -82,6 +86,12 @@ impl UnitAction {
                 Some(unit.clone()),
                 None,
                 "StartUnit replace, as systemctl start".to_owned(),
+            ),
+            UnitAction::Restart(unit) => (
+                "restart-unit",
+                Some(unit.clone()),
+                None,
+                "RestartUnit replace if running, as systemctl try-restart".to_owned(),
             ),
             UnitAction::Link { path, target } => (
                 "create-symlink",

@@ -49,6 +49,8 @@ trait Session {
     fn kind(&self) -> zbus::Result<String>;
     #[zbus(property, name = "TTY")]
     fn tty(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn leader(&self) -> zbus::Result<u32>;
 }
 
 #[zbus::proxy(
@@ -78,6 +80,9 @@ pub struct LoginSession {
     pub kind: String,
     /// `TTY`: `tty1`, `ttyS0`, `pts/0` (may be empty).
     pub tty: String,
+    /// `Leader`: the process that opened the session (for SSH, sshd's process of the
+    /// connection, which holds its socket).
+    pub leader: u32,
 }
 
 impl LoginSession {
@@ -192,6 +197,9 @@ impl Logind {
             service: read("Service", session.service())?,
             kind: read("Type", session.kind())?,
             tty: read("TTY", session.tty())?,
+            leader: session
+                .leader()
+                .map_err(|e| dbus(format_args!("{shown} Leader"), e))?,
         })
     }
 }

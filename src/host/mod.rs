@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod kmod;
 pub mod locks;
 pub mod logind;
+pub mod net;
 pub mod session;
 pub mod sudo;
 pub mod systemd;

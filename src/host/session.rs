@@ -5,6 +5,7 @@
 
 use std::cell::OnceCell;
 use std::fs;
+use std::net::SocketAddr;
 
 use super::accounts;
 use super::logind::{LoginLookup, Logind};
@@ -49,6 +50,8 @@ pub struct Session {
     lineage: Vec<u32>,
     /// logind's answer, asked on first need.
     logind: OnceCell<Answer>,
+    /// This host's address of the SSH connection, found on first need.
+    local: OnceCell<Result<(SocketAddr, String), String>>,
     /// The running system's passwd files (`/etc`, then the baselayout), to name the user running
     /// the agent; empty for an image.
     passwd: Vec<Vec<u8>>,
@@ -68,6 +71,7 @@ impl Session {
             placement,
             lineage,
             logind: OnceCell::new(),
+            local: OnceCell::new(),
             passwd,
         }
     }
@@ -89,6 +93,47 @@ impl Session {
                 Some(lookup.session.as_ref()?.user.clone())
             })
             .or_else(|| accounts::user_name(nix::unistd::getuid().as_raw(), &self.passwd))
+    }
+
+    /// This host's address of the SSH connection the run belongs to: from the process holding
+    /// it (logind's session leader, else the nearest sshd ancestor), else `SSH_CONNECTION`.
+    /// `Err` says why it cannot be told; the sshd-listen guard then fails closed.
+    pub fn local_address(&self) -> Result<(SocketAddr, String), String> {
+        self.local.get_or_init(|| self.find_local_address()).clone()
+    }
+
+    fn find_local_address(&self) -> Result<(SocketAddr, String), String> {
+        let mut tried = Vec::new();
+        let leader = match self.answer() {
+            Some(Ok(lookup)) => lookup.session.as_ref().map(|s| s.leader).filter(|&l| l > 0),
+            Some(Err(why)) => {
+                tried.push(format!("logind: {why}"));
+                None
+            }
+            None => None,
+        };
+        let ancestor = self.lineage.iter().copied().find(|&pid| {
+            stat(pid).is_some_and(|(comm, _)| comm == "sshd" || comm == "sshd-session")
+        });
+        for pid in leader.into_iter().chain(ancestor) {
+            match local::of_process(pid) {
+                Ok(found) => return Ok(found),
+                Err(why) => tried.push(why),
+            }
+        }
+        if let Some(address) = std::env::var("SSH_CONNECTION").ok().and_then(|conn| {
+            let fields: Vec<&str> = conn.split_whitespace().collect();
+            Some(SocketAddr::new(
+                fields.get(2)?.parse().ok()?,
+                fields.get(3)?.parse().ok()?,
+            ))
+        }) {
+            return Ok((address, "SSH_CONNECTION".to_owned()));
+        }
+        if tried.is_empty() {
+            tried.push("no login session, sshd ancestor or SSH_CONNECTION".to_owned());
+        }
+        Err(tried.join("; "))
     }
 
     fn answer(&self) -> Option<&Result<LoginLookup, String>> {
@@ -116,7 +161,20 @@ impl Session {
             placement,
             lineage: vec![std::process::id()],
             logind: OnceCell::from(logind),
+            local: OnceCell::new(),
             passwd: Vec::new(),
+        }
+    }
+
+    /// Unit tests: the SSH connection's local address already found (or not).
+    #[cfg(test)]
+    pub fn with_local_address(self, found: Result<&str, &str>) -> Session {
+        let found = found
+            .map(|a| (a.parse().expect("an address"), "test".to_owned()))
+            .map_err(str::to_owned);
+        Session {
+            local: OnceCell::from(found),
+            ..self
         }
     }
 }
@@ -271,5 +329,6 @@ fn ssh_signal(lineage: &[u32]) -> Option<String> {
     })
 }
 
+mod local;
 #[cfg(test)]
 mod tests;

@@ -291,7 +291,9 @@ fn check_record(record: &Record, seq: u32) -> Result<(), String> {
                 }
             }
         }
-        Object::UnitFile { unit, .. } | Object::UnitActive { unit, .. } => check_unit(unit)?,
+        Object::UnitFile { unit, .. }
+        | Object::UnitActive { unit, .. }
+        | Object::Restart { unit } => check_unit(unit)?,
         Object::Reload => {}
         Object::SocketGroup { path, .. } => check_path(path)?,
         Object::KernelSetting {

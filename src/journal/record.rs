@@ -58,6 +58,9 @@ pub enum Object {
     },
     /// systemd re-read its unit files.
     Reload,
+    /// A running unit was restarted to take up changed unit files (sshd.socket's addresses):
+    /// a revert that puts those files back restarts it again.
+    Restart { unit: String },
     /// The group of a socket file.
     SocketGroup {
         path: String,
@@ -242,6 +245,7 @@ pub fn prior(host: &Host, action: &Action) -> Result<Object, HostError> {
             active_after: matches!(action, Action::Unit(UnitAction::Start(_))),
         },
         Action::Unit(UnitAction::Reload) => Object::Reload,
+        Action::Unit(UnitAction::Restart(unit)) => Object::Restart { unit: unit.clone() },
         Action::Unit(UnitAction::SocketGroup { path, from, to }) => Object::SocketGroup {
             path: path.display().to_string(),
             gid_before: host.fs.lstat(path)?.map_or(*from, |meta| meta.gid),

@@ -9,7 +9,8 @@
 //!
 //! Order: unit files and files first (newest first), then `daemon-reload` if the run reloaded,
 //! then the runtime state (newest first): a unit is unmasked before it can be started, a drop-in
-//! is gone before systemd reads its unit again, then the live socket is regrouped.
+//! is gone before systemd reads its unit again, then the live socket is regrouped, and a unit the
+//! run restarted to take up its files is restarted again to take up the restored ones.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,7 @@ pub fn steps(run: &Run, only: &[String], force: bool) -> Vec<Box<dyn Step>> {
                 run: run.meta.id.clone(),
                 objects: Vec::new(),
                 reload: false,
+                restarts: Vec::new(),
                 unloaded: Vec::new(),
                 force,
             };
@@ -62,6 +64,8 @@ pub struct RevertStep {
     /// of it, `after` from the last.
     objects: Vec<Object>,
     reload: bool,
+    /// Units the run restarted, in order.
+    restarts: Vec<String>,
     unloaded: Vec<String>,
     force: bool,
 }
@@ -74,7 +78,7 @@ fn key(object: &Object) -> Option<String> {
         Object::UnitActive { unit, .. } => Some(format!("unit-active {unit}")),
         Object::SocketGroup { path, .. } => Some(format!("group {path}")),
         Object::KernelSetting { path, .. } => Some(format!("kernel {path}")),
-        Object::Reload | Object::ModuleUnloaded { .. } => None,
+        Object::Reload | Object::Restart { .. } | Object::ModuleUnloaded { .. } => None,
     }
 }
 
@@ -82,6 +86,11 @@ impl RevertStep {
     fn add(&mut self, object: &Object) {
         match object {
             Object::Reload => self.reload = true,
+            Object::Restart { unit } => {
+                if !self.restarts.contains(unit) {
+                    self.restarts.push(unit.clone());
+                }
+            }
             Object::ModuleUnloaded { module } => {
                 if !self.unloaded.contains(module) {
                     self.unloaded.push(module.clone());
@@ -282,11 +291,18 @@ impl Step for RevertStep {
                         }),
                     }
                 }
-                Object::Reload | Object::ModuleUnloaded { .. } => {}
+                Object::Reload | Object::Restart { .. } | Object::ModuleUnloaded { .. } => {}
             }
         }
         if self.reload && !persistent.is_empty() {
             persistent.push(Action::Unit(UnitAction::Reload));
+            // The restored files are read; a unit that only takes them up when it starts again
+            // (a socket's addresses) is restarted, as the run did.
+            runtime.extend(
+                self.restarts
+                    .iter()
+                    .map(|unit| Action::Unit(UnitAction::Restart(unit.clone()))),
+            );
         }
         plan.actions = persistent.into_iter().chain(runtime).collect();
         let mut summary = if plan.actions.is_empty() && plan.problems.is_empty() {

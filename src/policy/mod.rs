@@ -14,7 +14,7 @@ pub use load::{check_file, effective_toml, load, to_toml, Loaded};
 pub use schema::*;
 // The schema's value types, by the names controls and their tests use.
 #[allow(unused_imports)]
-pub use values::{AbsolutePath, ModprobeFile, ModuleName, SudoersMode};
+pub use values::{AbsolutePath, ListenAddress, ModprobeFile, ModuleName, SudoersMode};
 
 pub const VENDOR_POLICY: &str = "/usr/share/flatcar-harden/policy.toml";
 pub const ADMIN_POLICY: &str = "/etc/flatcar-harden/policy.toml";

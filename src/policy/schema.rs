@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::values::{self, AbsolutePath, JournalKeep, ModprobeFile, ModuleName, SudoersMode};
+use super::values::{
+    self, AbsolutePath, JournalKeep, ListenAddress, ModprobeFile, ModuleName, SudoersMode,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -15,6 +17,8 @@ pub struct Policy {
     pub journal: Journal,
     #[serde(rename = "sshd-socket")]
     pub sshd_socket: SshdSocket,
+    #[serde(rename = "sshd-listen")]
+    pub sshd_listen: SshdListen,
     #[serde(rename = "docker-socket")]
     pub docker_socket: DockerSocket,
     #[serde(rename = "core-sudo")]
@@ -73,6 +77,31 @@ pub enum SshdSocketState {
     Masked,
     /// Undo a mask: sshd.socket unmasked and listening.
     Enabled,
+}
+
+/// `[sshd-listen]`: the addresses sshd.socket listens on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshdListen {
+    pub state: SshdListenState,
+    /// `IP:port` each (`[v6]:port` for IPv6), every address once; required when enforced.
+    #[serde(
+        deserialize_with = "values::listen_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub listen: Vec<ListenAddress>,
+    /// Allow addresses the host does not have (yet): the socket binds them with `FreeBind=yes`.
+    pub allow_absent_address: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SshdListenState {
+    /// Leave sshd.socket's addresses as they are.
+    #[default]
+    Unmanaged,
+    /// A drop-in replaces every `ListenStream=` with the policy's `listen`.
+    Enforced,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ fn ssh_login() -> LoginSession {
         service: "sshd".into(),
         kind: "tty".into(),
         tty: String::new(),
+        leader: 0,
     }
 }
 
@@ -25,6 +26,7 @@ fn console_login() -> LoginSession {
         service: "login".into(),
         kind: "tty".into(),
         tty: "tty1".into(),
+        leader: 0,
     }
 }
 
