@@ -124,8 +124,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Only these controls (comma-separated ids: sshd-socket, docker-socket, core-sudo,
-    /// core-login, usb-storage, smt, selinux, etcd-locksmith-tls).
+    /// Only these controls (comma-separated ids: sshd-socket, sshd-listen, docker-socket,
+    /// core-sudo, core-login, usb-storage, smt, selinux, etcd-locksmith-tls).
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub only: Vec<String>,
 

@@ -90,7 +90,9 @@ impl TryFrom<String> for ListenAddress {
     fn try_from(text: String) -> Result<Self, String> {
         let fix = "write IP:port (\"10.0.0.5:22\", \"[fd00::5]:22\"), the port 1 to 65535";
         let address: SocketAddr = text.parse().map_err(|_| {
-            let why = if text.parse::<IpAddr>().is_ok() {
+            let why = if text.parse::<std::net::Ipv6Addr>().is_ok() {
+                "has no port (an IPv6 address is written in brackets before its port)"
+            } else if text.parse::<IpAddr>().is_ok() {
                 "has no port"
             } else if text.parse::<u16>().is_ok() {
                 "is a port alone (sshd.socket's default, every address)"
@@ -381,7 +383,7 @@ mod tests {
             ("22", "is a port alone"),
             ("10.0.0.5:0", "port 0"),
             ("10.0.0.5:65536", "not an IP address and port"),
-            ("fd00::5:22", "not an IP address and port"),
+            ("fd00::5:22", "in brackets"),
             ("eth0:22", "not an IP address and port"),
             ("[fe80::1%2]:22", "scope"),
             (" 10.0.0.5:22", "not an IP address and port"),
