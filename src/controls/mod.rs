@@ -7,6 +7,7 @@ mod docker_socket;
 mod envfile;
 mod etcd_locksmith_tls;
 mod file_write;
+pub mod generator;
 mod grub_cfg;
 mod plan;
 mod selinux;
