@@ -99,7 +99,13 @@ impl Session {
     /// it (logind's session leader, else the nearest sshd ancestor), else `SSH_CONNECTION`.
     /// `Err` says why it cannot be told; the sshd-listen guard then fails closed.
     pub fn local_address(&self) -> Result<(SocketAddr, String), String> {
-        self.local.get_or_init(|| self.find_local_address()).clone()
+        self.local
+            .get_or_init(|| {
+                let found = self.find_local_address();
+                tracing::debug!("the SSH connection's local address: {found:?}");
+                found
+            })
+            .clone()
     }
 
     fn find_local_address(&self) -> Result<(SocketAddr, String), String> {
