@@ -77,7 +77,12 @@ pub fn generate(root: &Path, early: &Path) -> Result<Vec<String>, String> {
             }
         };
         let path = result.map_err(|e| e.to_string())?;
-        written.push(early.join(path.strip_prefix("/").unwrap_or(&path)).display().to_string());
+        written.push(
+            early
+                .join(path.strip_prefix("/").unwrap_or(&path))
+                .display()
+                .to_string(),
+        );
     }
     Ok(written)
 }
