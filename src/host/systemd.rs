@@ -260,31 +260,7 @@ impl Systemd {
         self.manager()?
             .restart_unit(name, "replace")
             .map_err(|e| dbus(format_args!("RestartUnit({name})"), e))?;
-        let started = Instant::now();
-        loop {
-            let state = unit
-                .active_state()
-                .map_err(|e| dbus(format_args!("{name} ActiveState"), e))?;
-            let now = unit
-                .active_enter_timestamp_monotonic()
-                .map_err(|e| dbus(format_args!("{name} ActiveEnterTimestampMonotonic"), e))?;
-            if state == "active" && now > entered {
-                return Ok(());
-            }
-            if state == "failed" {
-                return Err(HostError::Refused(format!(
-                    "systemd: restart job for {name} failed (see journalctl -u {name})"
-                )));
-            }
-            if started.elapsed() > JOB_TIMEOUT {
-                return Err(HostError::Refused(format!(
-                    "systemd: restart job for {name} did not finish within {}s (ActiveState \
-                     {state})",
-                    JOB_TIMEOUT.as_secs()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_for(name, &["active"], "restart", Some(entered))
     }
 
     fn unit_proxy(&self, name: &str) -> Result<UnitProxy<'_>, HostError> {
@@ -319,7 +295,7 @@ impl Systemd {
         self.manager()?
             .stop_unit(name, "replace")
             .map_err(|e| dbus(format_args!("StopUnit({name})"), e))?;
-        self.wait_for(name, &["inactive", "failed"], "stop")
+        self.wait_for(name, &["inactive", "failed"], "stop", None)
     }
 
     /// `systemctl start NAME`, waiting for the unit to reach `active`.
@@ -327,19 +303,34 @@ impl Systemd {
         self.manager()?
             .start_unit(name, "replace")
             .map_err(|e| dbus(format_args!("StartUnit({name})"), e))?;
-        self.wait_for(name, &["active"], "start")
+        self.wait_for(name, &["active"], "start", None)
     }
 
     /// Polls the unit's `ActiveState` until it is one of `done` (the job finished) or the
     /// timeout passes; a start that ends in `failed` is reported as the job's failure.
-    fn wait_for(&self, name: &str, done: &[&str], job: &str) -> Result<(), HostError> {
+    /// With `entered_after` (a restart), `active` counts only once the unit entered it anew.
+    fn wait_for(
+        &self,
+        name: &str,
+        done: &[&str],
+        job: &str,
+        entered_after: Option<u64>,
+    ) -> Result<(), HostError> {
         let unit = self.unit_proxy(name)?;
         let started = Instant::now();
         loop {
             let state = unit
                 .active_state()
                 .map_err(|e| dbus(format_args!("{name} ActiveState"), e))?;
-            if done.contains(&state.as_str()) {
+            let anew = match entered_after {
+                None => true,
+                Some(before) => {
+                    unit.active_enter_timestamp_monotonic().map_err(|e| {
+                        dbus(format_args!("{name} ActiveEnterTimestampMonotonic"), e)
+                    })? > before
+                }
+            };
+            if done.contains(&state.as_str()) && anew {
                 return Ok(());
             }
             if state == "failed" {
