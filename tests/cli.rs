@@ -161,6 +161,7 @@ fn json_report_follows_the_schema() {
         ids,
         [
             "sshd-socket",
+            "sshd-listen",
             "docker-socket",
             "core-sudo",
             "core-login",

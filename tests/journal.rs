@@ -159,8 +159,9 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
     assert_eq!(reverted.status.code(), Some(0), "{}", text(&reverted));
     // As if the run had been reverted at its confirmation deadline.
     set_state(root.path(), "held");
-    let held = "sshd-socket=held docker-socket=held core-sudo=held core-login=held \
-                usb-storage=held smt=held selinux=held etcd-locksmith-tls=not-applicable";
+    let held = "sshd-socket=held sshd-listen=skipped docker-socket=held core-sudo=held \
+                core-login=held usb-storage=held smt=held selinux=held \
+                etcd-locksmith-tls=not-applicable";
 
     let untouched = snapshot(root.path());
     let check = run_on(root.path(), &[&["check"][..], &guide].concat());
