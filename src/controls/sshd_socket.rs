@@ -192,3 +192,6 @@ fn plan_offline(mask: bool, exists: bool, mask_link: Option<&Path>, regular_file
         .push(format!("takes effect at boot: {at_boot}"));
     plan
 }
+
+#[cfg(test)]
+mod tests;
