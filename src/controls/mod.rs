@@ -23,7 +23,7 @@ mod usb_storage;
 
 pub use file_write::{FileState, FileWrite, Validation};
 pub use plan::{execute, Action, Disposition, Outcome, Plan};
-pub use units::UnitAction;
+pub use units::{is_masked_for_good, UnitAction};
 
 use crate::host::session::Session;
 use crate::host::{Host, HostError};

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::units::{unit_file_exists, UnitAction, ETC_UNITS};
+use super::units::{masked_for_good, unit_file_exists, UnitAction, ETC_UNITS};
 use super::{Action, Control, ControlError, Disposition, Plan};
 use crate::host::fs::FileKind;
 use crate::host::session::Session;
@@ -101,8 +101,7 @@ impl Control for SshdSocket {
 
 fn plan_live(mask: bool, status: &UnitStatus, etc_link: Option<&Path>) -> Plan {
     // Masked for good: in /etc (a runtime mask, the generator's included, goes with the boot).
-    let masked = status.unit_file_state == "masked"
-        || (status.unit_file_state == "masked-runtime" && etc_link == Some(Path::new(DEV_NULL)));
+    let masked = masked_for_good(&status.unit_file_state, etc_link);
     let active = !matches!(status.active_state.as_str(), "inactive" | "failed");
     if status.load_state == "not-found" && !masked {
         return Plan::with(

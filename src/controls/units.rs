@@ -122,6 +122,21 @@ impl UnitAction {
     }
 }
 
+/// Whether a unit is masked for good: in /etc, where `MaskUnitFiles(runtime=false)` links it and
+/// `UnmaskUnitFiles` unlinks it. systemd says `masked-runtime` when a runtime mask (the agent's
+/// generator's, in `/run/systemd/generator.early`) hides the unit, with or without the /etc link.
+pub fn masked_for_good(unit_file_state: &str, etc_link: Option<&Path>) -> bool {
+    unit_file_state == "masked"
+        || (unit_file_state == "masked-runtime" && etc_link == Some(Path::new("/dev/null")))
+}
+
+/// [`masked_for_good`] on the running host: systemd's state and the /etc link.
+pub fn is_masked_for_good(host: &Host, unit: &str) -> Result<bool, HostError> {
+    let state = host.systemd()?.unit_status(unit)?.unit_file_state;
+    let link = host.fs.read_link(&Path::new(ETC_UNITS).join(unit))?;
+    Ok(masked_for_good(&state, link.as_deref()))
+}
+
 /// Whether any unit directory under the root has a file (or link) for `unit`.
 pub fn unit_file_exists(host: &Host, unit: &str) -> Result<bool, HostError> {
     for dir in UNIT_DIRS {

@@ -232,11 +232,7 @@ pub fn prior(host: &Host, action: &Action) -> Result<Object, HostError> {
         Action::Unit(UnitAction::Unlink { path }) => file(host, path, Image::Absent)?,
         Action::Unit(UnitAction::Mask(unit) | UnitAction::Unmask(unit)) => Object::UnitFile {
             unit: unit.clone(),
-            masked_before: host
-                .systemd()?
-                .unit_status(unit)?
-                .unit_file_state
-                .starts_with("masked"),
+            masked_before: crate::controls::is_masked_for_good(host, unit)?,
             masked_after: matches!(action, Action::Unit(UnitAction::Mask(_))),
         },
         Action::Unit(UnitAction::Start(unit) | UnitAction::Stop(unit)) => Object::UnitActive {

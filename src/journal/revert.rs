@@ -206,8 +206,7 @@ impl Step for RevertStep {
                     masked_before,
                     masked_after,
                 } => {
-                    let state = host.systemd()?.unit_status(unit)?.unit_file_state;
-                    let now = state.starts_with("masked");
+                    let now = crate::controls::is_masked_for_good(host, unit)?;
                     let word = |masked: bool| if masked { "masked" } else { "not masked" };
                     match compare(&now, masked_before, masked_after) {
                         Found::AsBefore => continue,
