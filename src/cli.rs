@@ -124,9 +124,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Only these controls (comma-separated ids: sshd-socket, sshd-config, docker-socket,
-    /// core-sudo, core-login, usb-storage, smt, sysctl, kernel-lockdown, console-autologin,
-    /// selinux, auditd, etcd-locksmith-tls).
+    /// Only these controls (comma-separated ids: sshd-socket, sshd-config, sshd-listen,
+    /// docker-socket, core-sudo, core-login, usb-storage, smt, sysctl, kernel-lockdown,
+    /// console-autologin, selinux, auditd, etcd-locksmith-tls).
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub only: Vec<String>,
 

@@ -31,6 +31,15 @@ use report::{Mode, Report, TextWriter};
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // Run by systemd as a generator, through a link of that name (docs/design.md).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .first()
+        .and_then(|argv0| Path::new(argv0).file_name())
+        .is_some_and(|name| name == controls::generator::NAME)
+    {
+        return controls::generator::main(&args);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {

@@ -336,6 +336,7 @@ fn changed(object: &Object) -> String {
         Object::Reload => "daemon-reload".to_owned(),
         Object::UnitReload { unit } => format!("reload {unit}"),
         Object::AuditRulesLoaded => "augenrules --load".to_owned(),
+        Object::Restart { unit } => format!("restart {unit}"),
         Object::SocketGroup {
             path, gid_after, ..
         } => format!("group {gid_after} on {path}"),

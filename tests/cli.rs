@@ -162,6 +162,7 @@ fn json_report_follows_the_schema() {
         [
             "sshd-socket",
             "sshd-config",
+            "sshd-listen",
             "docker-socket",
             "core-sudo",
             "core-login",

@@ -164,9 +164,9 @@ fn held_controls_stay_reverted_at_boot_until_an_apply_by_hand() {
     assert_eq!(reverted.status.code(), Some(0), "{}", text(&reverted));
     // As if the run had been reverted at its confirmation deadline.
     set_state(root.path(), "held");
-    let held = "sshd-socket=held sshd-config=skipped docker-socket=held core-sudo=held \
-                core-login=held usb-storage=held smt=held sysctl=skipped kernel-lockdown=skipped \
-                console-autologin=skipped selinux=held auditd=skipped \
+    let held = "sshd-socket=held sshd-config=skipped sshd-listen=skipped docker-socket=held \
+                core-sudo=held core-login=held usb-storage=held smt=held sysctl=skipped \
+                kernel-lockdown=skipped console-autologin=skipped selinux=held auditd=skipped \
                 etcd-locksmith-tls=not-applicable";
 
     let untouched = snapshot(root.path());

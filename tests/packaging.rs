@@ -516,6 +516,14 @@ fn the_sysext_image_holds_what_flatcar_needs() {
     for line in listing.lines().filter(|l| l.contains("/usr")) {
         assert!(line.contains(" root/root "), "not root's: {line}");
     }
+    // The generator: systemd runs the agent by this link's name before any unit starts.
+    assert!(
+        listing.lines().any(|l| l.starts_with('l')
+            && l.ends_with(
+                " /usr/lib/systemd/system-generators/flatcar-harden-generator -> /usr/bin/flatcar-harden"
+            )),
+        "no generator link:\n{listing}"
+    );
     let agent_line = listing
         .lines()
         .find(|l| l.ends_with(" /usr/bin/flatcar-harden"))

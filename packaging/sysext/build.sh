@@ -115,6 +115,11 @@ install -D -m 0644 "$repo/systemd/$name.service" "$usr/lib/systemd/system/$name.
 # sysexts); see the comment in the drop-in and docs/design.md.
 install -D -m 0644 "$repo/systemd/multi-user.target.d/10-$name.conf" \
 	"$usr/lib/systemd/system/multi-user.target.d/10-$name.conf"
+# The generator (docs/design.md, "No window at first boot"): systemd runs the agent by this link
+# name at every boot and daemon-reload, before any socket starts; it writes the on-disk policy's
+# sshd.socket mask and docker.socket drop-in to /run/systemd/generator.early.
+install -d "$usr/lib/systemd/system-generators"
+ln -s /usr/bin/$name "$usr/lib/systemd/system-generators/$name-generator"
 # The hourly drift check (docs/fleet.md), enabled the same way: timers.target wants the timer.
 install -D -m 0644 -t "$usr/lib/systemd/system" "$repo/systemd/$name-check.service" "$repo/systemd/$name-check.timer"
 install -D -m 0644 "$repo/systemd/timers.target.d/10-$name.conf" \

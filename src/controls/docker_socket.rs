@@ -16,10 +16,10 @@ use crate::host::fs::{FileKind, FileSpec, Metadata, Owner};
 use crate::host::Host;
 use crate::policy;
 
-const UNIT: &str = "docker.socket";
-const DROPIN_NAME: &str = "10-restrict.conf";
+pub const UNIT: &str = "docker.socket";
+pub const DROPIN_NAME: &str = "10-restrict.conf";
 /// Byte for byte what the guide's Butane snippet writes.
-const DROPIN_CONTENT: &str = "[Socket]\nSocketGroup=root\n";
+pub const DROPIN_CONTENT: &str = "[Socket]\nSocketGroup=root\n";
 const SOCKET_PATH: &str = "/run/docker.sock";
 const ROOT_GROUP: &str = "root";
 

@@ -9,12 +9,14 @@ mod docker_socket;
 mod envfile;
 mod etcd_locksmith_tls;
 mod file_write;
+pub mod generator;
 mod grub_cfg;
 mod kernel_lockdown;
 mod plan;
 mod selinux;
 mod smt;
 mod sshd_config;
+mod sshd_listen;
 mod sshd_socket;
 mod sudoers;
 mod sysctl;
@@ -26,7 +28,7 @@ mod usb_storage;
 
 pub use file_write::{FileState, FileWrite, Validation};
 pub use plan::{execute, Action, Disposition, Outcome, Plan};
-pub use units::UnitAction;
+pub use units::{is_masked_for_good, UnitAction};
 
 use crate::host::session::Session;
 use crate::host::{Host, HostError};
@@ -137,6 +139,7 @@ macro_rules! registry {
 registry! {
     sshd_socket::SshdSocket <- sshd_socket(state: SshdSocketState),
     sshd_config::SshdConfig <- sshd_config(state: SshdConfigState),
+    sshd_listen::SshdListen <- sshd_listen(state: SshdListenState),
     docker_socket::DockerSocket <- docker_socket(state: DockerSocketState),
     core_sudo::CoreSudo <- core_sudo(state: CoreSudoState),
     core_login::CoreLogin <- core_login(state: CoreLoginState),

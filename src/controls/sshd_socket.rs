@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::units::{unit_file_exists, UnitAction, ETC_UNITS};
+use super::units::{masked_for_good, unit_file_exists, UnitAction, ETC_UNITS};
 use super::{Action, Control, ControlError, Disposition, Plan};
 use crate::host::fs::FileKind;
 use crate::host::session::Session;
@@ -16,8 +16,8 @@ use crate::host::systemd::UnitStatus;
 use crate::host::Host;
 use crate::policy::{self, SshdSocketState};
 
-const UNIT: &str = "sshd.socket";
-const DEV_NULL: &str = "/dev/null";
+pub const UNIT: &str = "sshd.socket";
+pub const DEV_NULL: &str = "/dev/null";
 
 pub struct SshdSocket {
     policy: policy::SshdSocket,
@@ -30,8 +30,10 @@ impl SshdSocket {
 }
 
 pub enum State {
-    /// What PID 1 says.
-    Live(UnitStatus),
+    /// What PID 1 says, and the persistent mask link in /etc (if any): the agent's generator
+    /// masks the unit for the boot too, in `/run/systemd/generator.early`, which systemd reports
+    /// as `masked-runtime` whether or not /etc has the mask.
+    Live(UnitStatus, Option<PathBuf>),
     /// An image: the mask link (if any) and whether a regular file sits where it would go.
     Offline {
         exists: bool,
@@ -57,7 +59,8 @@ impl Control for SshdSocket {
 
     fn observe(&self, host: &Host) -> Result<State, ControlError> {
         if host.is_live() {
-            return Ok(State::Live(host.systemd()?.unit_status(UNIT)?));
+            let status = host.systemd()?.unit_status(UNIT)?;
+            return Ok(State::Live(status, host.fs.read_link(&mask_path())?));
         }
         let path = mask_path();
         Ok(State::Offline {
@@ -73,7 +76,7 @@ impl Control for SshdSocket {
     fn plan(&self, state: &State) -> Result<Plan, ControlError> {
         let mask = self.policy.state == SshdSocketState::Masked;
         match state {
-            State::Live(status) => Ok(plan_live(mask, status)),
+            State::Live(status, etc_link) => Ok(plan_live(mask, status, etc_link.as_deref())),
             State::Offline {
                 exists,
                 mask_link,
@@ -96,8 +99,9 @@ impl Control for SshdSocket {
     }
 }
 
-fn plan_live(mask: bool, status: &UnitStatus) -> Plan {
-    let masked = status.unit_file_state == "masked";
+fn plan_live(mask: bool, status: &UnitStatus, etc_link: Option<&Path>) -> Plan {
+    // Masked for good: in /etc (a runtime mask, the generator's included, goes with the boot).
+    let masked = masked_for_good(&status.unit_file_state, etc_link);
     let active = !matches!(status.active_state.as_str(), "inactive" | "failed");
     if status.load_state == "not-found" && !masked {
         return Plan::with(
@@ -187,3 +191,6 @@ fn plan_offline(mask: bool, exists: bool, mask_link: Option<&Path>, regular_file
         .push(format!("takes effect at boot: {at_boot}"));
     plan
 }
+
+#[cfg(test)]
+mod tests;

@@ -34,6 +34,9 @@ pub enum UnitAction {
     Start(String),
     /// `ReloadOrTryRestartUnit(unit, "replace")`: a running daemon reads its configuration again.
     ReloadUnit(String),
+    /// `RestartUnit(unit, "replace")` if the unit runs (as `systemctl try-restart`), waiting
+    /// until it is active again.
+    Restart(String),
     /// In an image: `path -> target` (a mask is `-> /dev/null`).
     Link { path: PathBuf, target: PathBuf },
     /// In an image: remove the link at `path` (an unmask).
@@ -54,6 +57,7 @@ impl UnitAction {
             UnitAction::Stop(unit) => host.systemd()?.stop(unit),
             UnitAction::Start(unit) => host.systemd()?.start(unit),
             UnitAction::ReloadUnit(unit) => host.systemd()?.reload_unit(unit),
+            UnitAction::Restart(unit) => host.systemd()?.try_restart(unit),
             UnitAction::Link { path, target } => host.fs.symlink_atomic(path, target, 0o755),
             UnitAction::Unlink { path } => host.fs.remove(path),
             UnitAction::SocketGroup { path, to, .. } => host.fs.chgrp_nofollow(path, *to),
@@ -110,6 +114,12 @@ impl UnitAction {
                 None,
                 "ReloadOrTryRestartUnit, as systemctl try-reload-or-restart".to_owned(),
             ),
+            UnitAction::Restart(unit) => (
+                "restart-unit",
+                Some(unit.clone()),
+                None,
+                "RestartUnit replace if running, as systemctl try-restart".to_owned(),
+            ),
             UnitAction::Link { path, target } => (
                 "create-symlink",
                 None,
@@ -137,6 +147,21 @@ impl UnitAction {
             detail,
         }
     }
+}
+
+/// Whether a unit is masked for good: in /etc, where `MaskUnitFiles(runtime=false)` links it and
+/// `UnmaskUnitFiles` unlinks it. systemd says `masked-runtime` when a runtime mask (the agent's
+/// generator's, in `/run/systemd/generator.early`) hides the unit, with or without the /etc link.
+pub fn masked_for_good(unit_file_state: &str, etc_link: Option<&Path>) -> bool {
+    unit_file_state == "masked"
+        || (unit_file_state == "masked-runtime" && etc_link == Some(Path::new("/dev/null")))
+}
+
+/// [`masked_for_good`] on the running host: systemd's state and the /etc link.
+pub fn is_masked_for_good(host: &Host, unit: &str) -> Result<bool, HostError> {
+    let state = host.systemd()?.unit_status(unit)?.unit_file_state;
+    let link = host.fs.read_link(&Path::new(ETC_UNITS).join(unit))?;
+    Ok(masked_for_good(&state, link.as_deref()))
 }
 
 /// Whether any unit directory under the root has a file (or link) for `unit`.

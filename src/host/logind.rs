@@ -80,7 +80,8 @@ pub struct LoginSession {
     pub kind: String,
     /// `TTY`: `tty1`, `ttyS0`, `pts/0` (may be empty).
     pub tty: String,
-    /// `Leader`: the process that opened the session (for SSH, that connection's sshd).
+    /// `Leader`: the process that opened the session (for SSH, sshd's process of the
+    /// connection, which holds its socket).
     pub leader: u32,
 }
 

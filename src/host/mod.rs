@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod kmod;
 pub mod locks;
 pub mod logind;
+pub mod net;
 pub mod session;
 pub mod sshd;
 pub mod sudo;
@@ -167,5 +168,18 @@ impl Host {
         dirs.into_iter()
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
+    }
+}
+
+/// One line to the kernel log (`<PRIORITY>text`), where a generator's messages go this early in
+/// the boot; on stderr too when the kernel log cannot be written (a test, a container).
+pub fn kmsg(line: &str) {
+    use std::io::Write as _;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .and_then(|mut kmsg| kmsg.write_all(line.as_bytes()));
+    if written.is_err() {
+        eprintln!("{line}");
     }
 }

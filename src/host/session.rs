@@ -5,6 +5,7 @@
 
 use std::cell::OnceCell;
 use std::fs;
+use std::net::SocketAddr;
 
 use super::accounts::{self, Accounts};
 use super::logind::{LoginLookup, Logind};
@@ -54,6 +55,8 @@ pub struct Session {
     accounts: Accounts,
     /// How this SSH login authenticated, asked on first need (sshd-config's guard).
     auth: OnceCell<Result<Vec<String>, String>>,
+    /// This host's address of the SSH connection, found on first need (sshd-listen's guard).
+    local: OnceCell<Result<(SocketAddr, String), String>>,
 }
 
 impl Session {
@@ -72,6 +75,7 @@ impl Session {
             logind: OnceCell::new(),
             accounts,
             auth: OnceCell::new(),
+            local: OnceCell::new(),
         }
     }
 
@@ -122,6 +126,53 @@ impl Session {
             .clone()
     }
 
+    /// This host's address of the SSH connection the run belongs to: from the process holding
+    /// it (logind's session leader, else the nearest sshd ancestor), else `SSH_CONNECTION`.
+    /// `Err` says why it cannot be told; the sshd-listen guard then fails closed.
+    pub fn local_address(&self) -> Result<(SocketAddr, String), String> {
+        self.local
+            .get_or_init(|| {
+                let found = self.find_local_address();
+                tracing::debug!("the SSH connection's local address: {found:?}");
+                found
+            })
+            .clone()
+    }
+
+    fn find_local_address(&self) -> Result<(SocketAddr, String), String> {
+        let mut tried = Vec::new();
+        let leader = match self.answer() {
+            Some(Ok(lookup)) => lookup.session.as_ref().map(|s| s.leader).filter(|&l| l > 0),
+            Some(Err(why)) => {
+                tried.push(format!("logind: {why}"));
+                None
+            }
+            None => None,
+        };
+        let ancestor = self.lineage.iter().copied().find(|&pid| {
+            stat(pid).is_some_and(|(comm, _)| comm == "sshd" || comm == "sshd-session")
+        });
+        for pid in leader.into_iter().chain(ancestor) {
+            match local::of_process(pid) {
+                Ok(found) => return Ok(found),
+                Err(why) => tried.push(why),
+            }
+        }
+        if let Some(address) = std::env::var("SSH_CONNECTION").ok().and_then(|conn| {
+            let fields: Vec<&str> = conn.split_whitespace().collect();
+            Some(SocketAddr::new(
+                fields.get(2)?.parse().ok()?,
+                fields.get(3)?.parse().ok()?,
+            ))
+        }) {
+            return Ok((address, "SSH_CONNECTION".to_owned()));
+        }
+        if tried.is_empty() {
+            tried.push("no login session, sshd ancestor or SSH_CONNECTION".to_owned());
+        }
+        Err(tried.join("; "))
+    }
+
     fn answer(&self) -> Option<&Result<LoginLookup, String>> {
         self.logind
             .get_or_init(|| {
@@ -149,6 +200,7 @@ impl Session {
             logind: OnceCell::from(logind),
             accounts: Accounts::default(),
             auth: OnceCell::new(),
+            local: OnceCell::new(),
         }
     }
 
@@ -163,6 +215,18 @@ impl Session {
         };
         session.auth = OnceCell::from(auth);
         session
+    }
+
+    /// Unit tests: the SSH connection's local address already found (or not).
+    #[cfg(test)]
+    pub fn with_local_address(self, found: Result<&str, &str>) -> Session {
+        let found = found
+            .map(|a| (a.parse().expect("an address"), "test".to_owned()))
+            .map_err(str::to_owned);
+        Session {
+            local: OnceCell::from(found),
+            ..self
+        }
     }
 }
 
@@ -316,5 +380,6 @@ fn ssh_signal(lineage: &[u32]) -> Option<String> {
     })
 }
 
+mod local;
 #[cfg(test)]
 mod tests;

@@ -65,6 +65,7 @@ trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn reload_or_try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn start_transient_unit(
         &self,
         name: &str,
@@ -82,6 +83,8 @@ trait Manager {
 trait Unit {
     #[zbus(property)]
     fn active_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn active_enter_timestamp_monotonic(&self) -> zbus::Result<u64>;
 }
 
 const SERVICE: &str = "org.freedesktop.systemd1";
@@ -127,6 +130,17 @@ pub struct SocketStatus {
     pub unit: UnitStatus,
     /// The `SocketGroup=` systemd has loaded (empty when none is set).
     pub socket_group: String,
+}
+
+/// What systemd says about the addresses of a socket unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketListen {
+    pub unit: UnitStatus,
+    /// `Listen`: `(type, address)` of every socket the unit has loaded, in order: `("Stream",
+    /// "10.0.0.5:22")`, `("Stream", "[::]:22")`. Empty for a unit that is not found or masked.
+    pub listen: Vec<(String, String)>,
+    /// `FreeBind`: the socket may bind an address the host does not have.
+    pub free_bind: bool,
 }
 
 /// The properties `GetAll` returned, taken out one by one with their expected types.
@@ -226,6 +240,52 @@ impl Systemd {
         Ok(SocketStatus { unit, socket_group })
     }
 
+    /// A socket unit's status and `Listen` addresses in one call. A unit that is not found or
+    /// is masked has no socket settings loaded: no addresses.
+    pub fn socket_listen(&self, name: &str) -> Result<SocketListen, HostError> {
+        let mut properties = self.get_all(name, EVERY_INTERFACE)?;
+        let unit = properties.unit_status()?;
+        if matches!(unit.load_state.as_str(), "not-found" | "masked") {
+            return Ok(SocketListen {
+                unit,
+                listen: Vec::new(),
+                free_bind: false,
+            });
+        }
+        Ok(SocketListen {
+            listen: properties.take("Listen")?,
+            free_bind: properties.take("FreeBind")?,
+            unit,
+        })
+    }
+
+    /// `systemctl try-restart NAME`: a running unit is stopped and started again, waiting until
+    /// it is active anew (its `ActiveEnterTimestampMonotonic` moved); a unit that does not run is
+    /// left as it is.
+    pub fn try_restart(&self, name: &str) -> Result<(), HostError> {
+        let unit = self.unit_proxy(name)?;
+        let state = unit
+            .active_state()
+            .map_err(|e| dbus(format_args!("{name} ActiveState"), e))?;
+        if !matches!(state.as_str(), "active" | "reloading") {
+            return Ok(());
+        }
+        let entered = unit
+            .active_enter_timestamp_monotonic()
+            .map_err(|e| dbus(format_args!("{name} ActiveEnterTimestampMonotonic"), e))?;
+        self.manager()?
+            .restart_unit(name, "replace")
+            .map_err(|e| dbus(format_args!("RestartUnit({name})"), e))?;
+        self.wait_for(name, &["active"], "restart", Some(entered))
+    }
+
+    fn unit_proxy(&self, name: &str) -> Result<UnitProxy<'_>, HostError> {
+        UnitProxy::builder(&self.connection)
+            .path(unit_path(name))
+            .and_then(|b| b.cache_properties(CacheProperties::No).build())
+            .map_err(|e| dbus(format_args!("unit {name}"), e))
+    }
+
     /// `systemctl mask NAME`: `/etc/systemd/system/NAME -> /dev/null`.
     pub fn mask(&self, name: &str) -> Result<(), HostError> {
         self.manager()?
@@ -279,7 +339,7 @@ impl Systemd {
             }
             Err(e) => return Err(dbus(format_args!("StopUnit({name})"), e)),
         }
-        self.wait_for(name, &["inactive", "failed"], "stop")
+        self.wait_for(name, &["inactive", "failed"], "stop", None)
     }
 
     /// `systemctl start NAME`, waiting for the unit to reach `active`.
@@ -287,7 +347,7 @@ impl Systemd {
         self.manager()?
             .start_unit(name, "replace")
             .map_err(|e| dbus(format_args!("StartUnit({name})"), e))?;
-        self.wait_for(name, &["active"], "start")
+        self.wait_for(name, &["active"], "start", None)
     }
 
     /// `systemctl try-reload-or-restart NAME`: a running daemon reads its configuration again
@@ -296,22 +356,34 @@ impl Systemd {
         self.manager()?
             .reload_or_try_restart_unit(name, "replace")
             .map_err(|e| dbus(format_args!("ReloadOrTryRestartUnit({name})"), e))?;
-        self.wait_for(name, &["active", "inactive"], "reload")
+        self.wait_for(name, &["active", "inactive"], "reload", None)
     }
 
     /// Polls the unit's `ActiveState` until it is one of `done` (the job finished) or the
     /// timeout passes; a start that ends in `failed` is reported as the job's failure.
-    fn wait_for(&self, name: &str, done: &[&str], job: &str) -> Result<(), HostError> {
-        let unit = UnitProxy::builder(&self.connection)
-            .path(unit_path(name))
-            .and_then(|b| b.cache_properties(CacheProperties::No).build())
-            .map_err(|e| dbus(format_args!("unit {name}"), e))?;
+    /// With `entered_after` (a restart), `active` counts only once the unit entered it anew.
+    fn wait_for(
+        &self,
+        name: &str,
+        done: &[&str],
+        job: &str,
+        entered_after: Option<u64>,
+    ) -> Result<(), HostError> {
+        let unit = self.unit_proxy(name)?;
         let started = Instant::now();
         loop {
             let state = unit
                 .active_state()
                 .map_err(|e| dbus(format_args!("{name} ActiveState"), e))?;
-            if done.contains(&state.as_str()) {
+            let anew = match entered_after {
+                None => true,
+                Some(before) => {
+                    unit.active_enter_timestamp_monotonic().map_err(|e| {
+                        dbus(format_args!("{name} ActiveEnterTimestampMonotonic"), e)
+                    })? > before
+                }
+            };
+            if done.contains(&state.as_str()) && anew {
                 return Ok(());
             }
             if state == "failed" {

@@ -145,6 +145,21 @@ pub fn held(host: &Host) -> Result<Vec<(&'static str, RunMeta)>, JournalError> {
     Ok(held)
 }
 
+/// The controls the boot-time apply will leave alone: those held, and those of runs whose
+/// confirmation deadline passed (that apply reverts them first, then holds them). The generator
+/// emits nothing for them, so a boot never puts back what the deadline took away.
+pub fn held_at_boot(host: &Host) -> Result<Vec<&'static str>, JournalError> {
+    let mut ids: Vec<&'static str> = held(host)?.into_iter().map(|(id, _)| id).collect();
+    for meta in awaiting(host)?.0 {
+        for id in read::load(host, &meta.id)?.controls() {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
 /// An apply by hand: every held run is released.
 pub fn release(host: &Host) -> Result<Vec<String>, ConfirmError> {
     let mut released = Vec::new();

@@ -294,7 +294,8 @@ fn check_record(record: &Record, seq: u32) -> Result<(), String> {
         Object::UnitFile { unit, .. }
         | Object::UnitEnabled { unit, .. }
         | Object::UnitActive { unit, .. }
-        | Object::UnitReload { unit } => check_unit(unit)?,
+        | Object::UnitReload { unit }
+        | Object::Restart { unit } => check_unit(unit)?,
         Object::Reload | Object::AuditRulesLoaded => {}
         Object::SocketGroup { path, .. } => check_path(path)?,
         Object::KernelSetting {

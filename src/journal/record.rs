@@ -70,6 +70,9 @@ pub enum Object {
     /// The audit rules of `/etc/audit/rules.d` were loaded into the kernel; a revert loads them
     /// again once it has put the files back.
     AuditRulesLoaded,
+    /// A running unit was restarted to take up changed unit files (sshd.socket's addresses):
+    /// a revert that puts those files back restarts it again.
+    Restart { unit: String },
     /// The group of a socket file.
     SocketGroup {
         path: String,
@@ -244,11 +247,7 @@ pub fn prior(host: &Host, action: &Action) -> Result<Object, HostError> {
         Action::Unit(UnitAction::Unlink { path }) => file(host, path, Image::Absent)?,
         Action::Unit(UnitAction::Mask(unit) | UnitAction::Unmask(unit)) => Object::UnitFile {
             unit: unit.clone(),
-            masked_before: host
-                .systemd()?
-                .unit_status(unit)?
-                .unit_file_state
-                .starts_with("masked"),
+            masked_before: crate::controls::is_masked_for_good(host, unit)?,
             masked_after: matches!(action, Action::Unit(UnitAction::Mask(_))),
         },
         Action::Unit(UnitAction::Enable(unit) | UnitAction::Disable(unit)) => Object::UnitEnabled {
@@ -263,6 +262,7 @@ pub fn prior(host: &Host, action: &Action) -> Result<Object, HostError> {
         },
         Action::Unit(UnitAction::Reload) => Object::Reload,
         Action::Unit(UnitAction::ReloadUnit(unit)) => Object::UnitReload { unit: unit.clone() },
+        Action::Unit(UnitAction::Restart(unit)) => Object::Restart { unit: unit.clone() },
         Action::Unit(UnitAction::SocketGroup { path, from, to }) => Object::SocketGroup {
             path: path.display().to_string(),
             gid_before: host.fs.lstat(path)?.map_or(*from, |meta| meta.gid),

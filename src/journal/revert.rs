@@ -9,7 +9,8 @@
 //!
 //! Order: unit files and files first (newest first), then `daemon-reload` if the run reloaded,
 //! then the runtime state (newest first): a unit is unmasked before it can be started, a drop-in
-//! is gone before systemd reads its unit again, then the live socket is regrouped.
+//! is gone before systemd reads its unit again, then the live socket is regrouped, and a unit the
+//! run restarted to take up its files is restarted again to take up the restored ones.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,7 @@ pub fn steps(run: &Run, only: &[String], force: bool) -> Vec<Box<dyn Step>> {
                 reload: false,
                 reload_units: Vec::new(),
                 audit_rules: false,
+                restarts: Vec::new(),
                 unloaded: Vec::new(),
                 force,
             };
@@ -70,6 +72,8 @@ pub struct RevertStep {
     reload_units: Vec<String>,
     /// The run loaded audit rules: load them again once the files are back.
     audit_rules: bool,
+    /// Units the run restarted, in order.
+    restarts: Vec<String>,
     unloaded: Vec<String>,
     force: bool,
 }
@@ -85,6 +89,7 @@ fn key(object: &Object) -> Option<String> {
         Object::KernelSetting { path, .. } => Some(format!("kernel {path}")),
         Object::Reload
         | Object::UnitReload { .. }
+        | Object::Restart { .. }
         | Object::AuditRulesLoaded
         | Object::ModuleUnloaded { .. } => None,
     }
@@ -100,6 +105,11 @@ impl RevertStep {
                 }
             }
             Object::AuditRulesLoaded => self.audit_rules = true,
+            Object::Restart { unit } => {
+                if !self.restarts.contains(unit) {
+                    self.restarts.push(unit.clone());
+                }
+            }
             Object::ModuleUnloaded { module } => {
                 if !self.unloaded.contains(module) {
                     self.unloaded.push(module.clone());
@@ -221,8 +231,7 @@ impl Step for RevertStep {
                     masked_before,
                     masked_after,
                 } => {
-                    let state = host.systemd()?.unit_status(unit)?.unit_file_state;
-                    let now = state.starts_with("masked");
+                    let now = crate::controls::is_masked_for_good(host, unit)?;
                     let word = |masked: bool| if masked { "masked" } else { "not masked" };
                     match compare(&now, masked_before, masked_after) {
                         Found::AsBefore => continue,
@@ -348,6 +357,7 @@ impl Step for RevertStep {
                 }
                 Object::Reload
                 | Object::UnitReload { .. }
+                | Object::Restart { .. }
                 | Object::AuditRulesLoaded
                 | Object::ModuleUnloaded { .. } => {}
             }
@@ -362,6 +372,13 @@ impl Step for RevertStep {
         }
         if self.reload && restored {
             persistent.push(Action::Unit(UnitAction::Reload));
+            // The restored files are read; a unit that only takes them up when it starts again
+            // (a socket's addresses) is restarted, as the run did.
+            runtime.extend(
+                self.restarts
+                    .iter()
+                    .map(|unit| Action::Unit(UnitAction::Restart(unit.clone()))),
+            );
         }
         // The kernel holds the rules the run loaded until they are loaded again from the files
         // put back; an image has no kernel to load them into (its next boot loads the files).

@@ -456,3 +456,48 @@ fn a_unit_enablement_record_reads_back() {
     let back: super::record::Object = serde_json::from_str(&json).unwrap();
     assert_eq!(back, object);
 }
+
+#[test]
+fn a_run_that_restarted_a_unit_for_its_files_restarts_it_again_once_they_are_restored() {
+    use super::record::{Object, Record};
+    let (_root, host) = journaled();
+    host.journal
+        .borrow_mut()
+        .as_mut()
+        .unwrap()
+        .set_control("sshd-listen");
+    let id = applied(&host);
+    host.journal.replace(None);
+    let mut run = read::load(&host, &id).unwrap();
+    // What the sshd-listen apply records after its drop-in: the reload, then the restart (no
+    // systemd here to run them; revert's plan is what is checked).
+    for object in [
+        Object::Reload,
+        Object::Restart {
+            unit: "sshd.socket".into(),
+        },
+    ] {
+        let seq = run.records.len() as u32 + 1;
+        run.records.push(Record {
+            seq,
+            control: "sshd-listen".into(),
+            object,
+        });
+    }
+    let steps = revert::steps(&run, &[], false);
+    let plan = steps[0].assess(&host).unwrap();
+    let kinds: Vec<&str> = plan.actions.iter().map(|a| a.change().kind).collect();
+    assert_eq!(
+        kinds,
+        ["remove-file", "write-file", "daemon-reload", "restart-unit"],
+        "{plan:?}"
+    );
+    assert_eq!(
+        plan.actions[3].change().target.as_deref(),
+        Some("sshd.socket")
+    );
+    // The files put back (without systemd: only the file actions), nothing is left to restart.
+    crate::controls::execute(&host, &plan.actions[..2]).unwrap();
+    let again = steps[0].assess(&host).unwrap();
+    assert!(again.actions.is_empty(), "{again:?}");
+}

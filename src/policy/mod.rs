@@ -16,9 +16,9 @@ pub use schema::*;
 // The schema's value types, by the names controls and their tests use.
 #[allow(unused_imports)]
 pub use sysctl_values::{SysctlKey, SysctlValue};
-pub use values::ModuleName;
 #[cfg(test)]
 pub use values::{AbsolutePath, AccountName, SshdSeconds, SudoersMode};
+pub use values::{ListenAddress, ModuleName};
 
 pub const VENDOR_POLICY: &str = "/usr/share/flatcar-harden/policy.toml";
 pub const ADMIN_POLICY: &str = "/etc/flatcar-harden/policy.toml";

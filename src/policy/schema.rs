@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::sysctl_values::{self, SysctlKey, SysctlValue};
 use super::values::{
-    self, AbsolutePath, AccountName, JournalKeep, ModprobeFile, ModuleName, SshdCount, SshdSeconds,
-    SudoersMode,
+    self, AbsolutePath, AccountName, JournalKeep, ListenAddress, ModprobeFile, ModuleName,
+    SshdCount, SshdSeconds, SudoersMode,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,8 @@ pub struct Policy {
     pub sshd_socket: SshdSocket,
     #[serde(rename = "sshd-config")]
     pub sshd_config: SshdConfig,
+    #[serde(rename = "sshd-listen")]
+    pub sshd_listen: SshdListen,
     #[serde(rename = "docker-socket")]
     pub docker_socket: DockerSocket,
     #[serde(rename = "core-sudo")]
@@ -129,6 +131,21 @@ pub struct SshdConfig {
     pub crypto: SshdCrypto,
 }
 
+/// `[sshd-listen]`: the addresses sshd.socket listens on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshdListen {
+    pub state: SshdListenState,
+    /// `IP:port` each (`[v6]:port` for IPv6), every address once; required when enforced.
+    #[serde(
+        deserialize_with = "values::listen_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub listen: Vec<ListenAddress>,
+    /// Allow addresses the host does not have (yet): the socket binds them with `FreeBind=yes`.
+    pub allow_absent_address: bool,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SshdConfigState {
@@ -155,6 +172,16 @@ pub enum SshdCrypto {
     /// Post-quantum key exchange first, weak algorithms removed, as `+`/`-`/`^` edits of
     /// OpenSSH's defaults (docs/policy.md lists them).
     Modern,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SshdListenState {
+    /// Leave sshd.socket's addresses as they are.
+    #[default]
+    Unmanaged,
+    /// A drop-in replaces every `ListenStream=` with the policy's `listen`.
+    Enforced,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! agent may write (only where that key can sensibly point), sudoers file modes.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::de::Error as _;
@@ -77,6 +78,69 @@ pub fn module_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ModuleName>, D
         }
     }
     Ok(modules)
+}
+
+/// An address sshd.socket listens on: `IP:port`, `[IPv6]:port`, the port 1 to 65535. Written
+/// back in the form systemd's `Listen` property shows (`10.0.0.5:22`, `[fd00::5]:22`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ListenAddress(pub SocketAddr);
+
+impl TryFrom<String> for ListenAddress {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let fix = "write IP:port (\"10.0.0.5:22\", \"[fd00::5]:22\"), the port 1 to 65535";
+        let address: SocketAddr = text.parse().map_err(|_| {
+            let why = if text.parse::<std::net::Ipv6Addr>().is_ok() {
+                "has no port (an IPv6 address is written in brackets before its port)"
+            } else if text.parse::<IpAddr>().is_ok() {
+                "has no port"
+            } else if text.parse::<u16>().is_ok() {
+                "is a port alone (sshd.socket's default, every address)"
+            } else {
+                "is not an IP address and port"
+            };
+            format!("`{}` {why}: {fix}", shown(&text))
+        })?;
+        if address.port() == 0 {
+            return Err(format!("`{}`: port 0 is no port; {fix}", shown(&text)));
+        }
+        if let SocketAddr::V6(v6) = address {
+            if v6.scope_id() != 0 || v6.flowinfo() != 0 {
+                return Err(format!(
+                    "`{}`: an IPv6 scope or flow label is not supported; name a global or \
+                     unique local address",
+                    shown(&text)
+                ));
+            }
+        }
+        Ok(ListenAddress(address))
+    }
+}
+
+impl From<ListenAddress> for String {
+    fn from(address: ListenAddress) -> String {
+        address.0.to_string()
+    }
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// `sshd-listen.listen`: every address once. Emptiness is refused for every list alike.
+pub fn listen_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ListenAddress>, D::Error> {
+    let addresses = Vec::<ListenAddress>::deserialize(d)?;
+    for (i, address) in addresses.iter().enumerate() {
+        if addresses[..i].contains(address) {
+            return Err(D::Error::custom(format!(
+                "`{address}` is listed twice: list each address once"
+            )));
+        }
+    }
+    Ok(addresses)
 }
 
 /// An absolute, normalized path inside the root: no `..`, `.` or empty components.
@@ -401,6 +465,27 @@ mod tests {
             "/oem/",
         ] {
             assert!(!ok(bad), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_are_ip_and_port() {
+        let ok = |a: &str| ListenAddress::try_from(a.to_owned()).map(String::from);
+        assert_eq!(ok("10.0.0.5:22").unwrap(), "10.0.0.5:22");
+        assert_eq!(ok("[fd00::5]:2222").unwrap(), "[fd00::5]:2222");
+        assert_eq!(ok("[FD00:0::5]:22").unwrap(), "[fd00::5]:22");
+        for (bad, why) in [
+            ("10.0.0.5", "has no port"),
+            ("22", "is a port alone"),
+            ("10.0.0.5:0", "port 0"),
+            ("10.0.0.5:65536", "not an IP address and port"),
+            ("fd00::5:22", "in brackets"),
+            ("eth0:22", "not an IP address and port"),
+            ("[fe80::1%2]:22", "scope"),
+            (" 10.0.0.5:22", "not an IP address and port"),
+        ] {
+            let err = ok(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
         }
     }
 
