@@ -14,13 +14,11 @@
 //! does: PID 1 loads a unit on the first access to its path (`manager_load_unit_from_dbus_path`),
 //! so no `LoadUnit` round trip is needed, and a compliant run costs one call per unit.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use zbus::blocking::Connection;
 use zbus::proxy::CacheProperties;
-use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+use zbus::zvariant::{OwnedObjectPath, Value};
 
 use super::HostError;
 
@@ -92,84 +90,6 @@ const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
 /// `GetAll` with an empty interface name returns the properties of every interface of the object
 /// (sd-bus reads "" as "all"): for a socket unit, `Unit` and `Socket` in one call.
 const EVERY_INTERFACE: &str = "";
-
-/// The object path of a unit, as sd-bus encodes it (`sd_bus_path_encode`): every byte that is not
-/// an ASCII letter or digit, and a leading digit, becomes `_` and two hex digits, so
-/// `docker.socket` is `/org/freedesktop/systemd1/unit/docker_2esocket`.
-fn unit_path(name: &str) -> String {
-    let mut path = String::from("/org/freedesktop/systemd1/unit/");
-    if name.is_empty() {
-        path.push('_');
-    }
-    for (i, byte) in name.bytes().enumerate() {
-        if byte.is_ascii_alphabetic() || (byte.is_ascii_digit() && i > 0) {
-            path.push(char::from(byte));
-        } else {
-            let _ = write!(path, "_{byte:02x}");
-        }
-    }
-    path
-}
-
-/// What systemd says about one unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnitStatus {
-    /// `loaded`, `not-found`, `masked`, …
-    pub load_state: String,
-    /// `active`, `inactive`, `failed`, …
-    pub active_state: String,
-    /// `enabled`, `static`, `masked`, `masked-runtime`, … (empty when there is no unit file)
-    pub unit_file_state: String,
-    pub need_daemon_reload: bool,
-    pub drop_in_paths: Vec<String>,
-}
-
-/// What systemd says about one socket unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketStatus {
-    pub unit: UnitStatus,
-    /// The `SocketGroup=` systemd has loaded (empty when none is set).
-    pub socket_group: String,
-}
-
-/// What systemd says about the addresses of a socket unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketListen {
-    pub unit: UnitStatus,
-    /// `Listen`: `(type, address)` of every socket the unit has loaded, in order: `("Stream",
-    /// "10.0.0.5:22")`, `("Stream", "[::]:22")`. Empty for a unit that is not found or masked.
-    pub listen: Vec<(String, String)>,
-    /// `FreeBind`: the socket may bind an address the host does not have.
-    pub free_bind: bool,
-}
-
-/// The properties `GetAll` returned, taken out one by one with their expected types.
-struct Properties {
-    unit: String,
-    values: HashMap<String, OwnedValue>,
-}
-
-impl Properties {
-    fn take<T>(&mut self, key: &str) -> Result<T, HostError>
-    where
-        T: TryFrom<OwnedValue, Error = zbus::zvariant::Error>,
-    {
-        let value = self.values.remove(key).ok_or_else(|| {
-            HostError::Refused(format!("systemd: {} has no property {key}", self.unit))
-        })?;
-        T::try_from(value).map_err(|e| dbus(format_args!("{} {key}", self.unit), e.into()))
-    }
-
-    fn unit_status(&mut self) -> Result<UnitStatus, HostError> {
-        Ok(UnitStatus {
-            load_state: self.take("LoadState")?,
-            active_state: self.take("ActiveState")?,
-            unit_file_state: self.take("UnitFileState")?,
-            need_daemon_reload: self.take("NeedDaemonReload")?,
-            drop_in_paths: self.take("DropInPaths")?,
-        })
-    }
-}
 
 /// A connection to PID 1.
 pub struct Systemd {
@@ -407,69 +327,8 @@ fn libc_sigterm() -> i32 {
     nix::sys::signal::Signal::SIGTERM as i32
 }
 
-/// A transient timer owned by PID 1 (`systemd-run --on-calendar`): it outlives the session that
-/// started it, and is gone once it fired or was stopped. Used by `apply --confirm-within`.
-pub struct TransientTimer<'a> {
-    /// `NAME.timer`; its service is `NAME.service`.
-    pub name: &'a str,
-    pub description: &'a str,
-    /// A calendar spec in UTC (`2026-11-30 10:48:48 UTC`).
-    pub on_calendar: &'a str,
-    /// The command its service runs (`argv[0]` an absolute path).
-    pub argv: &'a [String],
-}
-
-impl Systemd {
-    /// `StartTransientUnit(NAME.timer, "fail", …)` with `NAME.service` (oneshot, running `argv`)
-    /// as its auxiliary unit; the reply comes once systemd queued the timer's start job.
-    pub fn start_transient_timer(&self, timer: &TransientTimer<'_>) -> Result<(), HostError> {
-        let service = format!("{}.service", timer.name);
-        let calendar = vec![("OnCalendar".to_owned(), timer.on_calendar.to_owned())];
-        let exec = vec![(timer.argv[0].clone(), timer.argv.to_vec(), false)];
-        let timer_properties = [
-            ("Description", Value::from(timer.description)),
-            ("TimersCalendar", Value::from(calendar)),
-            ("AccuracyUSec", Value::U64(1_000_000)),
-            ("RemainAfterElapse", Value::Bool(false)),
-        ];
-        let service_properties = [
-            ("Description", Value::from(timer.description)),
-            ("Type", Value::from("oneshot")),
-            ("ExecStart", Value::from(exec)),
-        ];
-        let name = format!("{}.timer", timer.name);
-        self.manager()?
-            .start_transient_unit(
-                &name,
-                "fail",
-                &timer_properties,
-                &[(service.as_str(), &service_properties[..])],
-            )
-            .map(drop)
-            .map_err(|e| dbus(format_args!("StartTransientUnit({name})"), e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unit_path;
-
-    #[test]
-    fn unit_paths_are_encoded_as_sd_bus_does() {
-        // The paths `busctl tree org.freedesktop.systemd1` lists for these units.
-        for (name, path) in [
-            ("sshd.socket", "sshd_2esocket"),
-            ("docker.socket", "docker_2esocket"),
-            ("sshd@.service", "sshd_40_2eservice"),
-            ("systemd-logind.service", "systemd_2dlogind_2eservice"),
-            ("1.mount", "_31_2emount"),
-            ("a1b", "a1b"),
-            ("", "_"),
-        ] {
-            assert_eq!(
-                unit_path(name),
-                format!("/org/freedesktop/systemd1/unit/{path}")
-            );
-        }
-    }
-}
+mod properties;
+mod timer;
+use properties::{unit_path, Properties};
+pub use properties::{SocketListen, SocketStatus, UnitStatus};
+pub use timer::TransientTimer;

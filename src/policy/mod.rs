@@ -4,6 +4,7 @@
 mod diagnose;
 mod load;
 mod schema;
+mod sshd_values;
 mod strict;
 mod sysctl_values;
 mod values;
@@ -14,11 +15,14 @@ pub use diagnose::did_you_mean;
 pub use load::{check_file, effective_toml, load, to_toml, Loaded};
 pub use schema::*;
 // The schema's value types, by the names controls and their tests use.
+pub use sshd_values::ListenAddress;
+#[cfg(test)]
+pub use sshd_values::{AccountName, SshdSeconds};
 #[allow(unused_imports)]
 pub use sysctl_values::{SysctlKey, SysctlValue};
+pub use values::ModuleName;
 #[cfg(test)]
-pub use values::{AbsolutePath, AccountName, SshdSeconds, SudoersMode};
-pub use values::{ListenAddress, ModuleName};
+pub use values::{AbsolutePath, SudoersMode};
 
 pub const VENDOR_POLICY: &str = "/usr/share/flatcar-harden/policy.toml";
 pub const ADMIN_POLICY: &str = "/etc/flatcar-harden/policy.toml";

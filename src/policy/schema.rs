@@ -6,11 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::sshd_values::{self, AccountName, ListenAddress, SshdCount, SshdSeconds};
 use super::sysctl_values::{self, SysctlKey, SysctlValue};
-use super::values::{
-    self, AbsolutePath, AccountName, JournalKeep, ListenAddress, ModprobeFile, ModuleName,
-    SshdCount, SshdSeconds, SudoersMode,
-};
+use super::values::{self, AbsolutePath, JournalKeep, ModprobeFile, ModuleName, SudoersMode};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -105,13 +103,13 @@ pub struct SshdConfig {
     /// `AllowUsers`: only these users may log in over SSH.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "values::account_list"
+        deserialize_with = "sshd_values::account_list"
     )]
     pub allow_users: Option<Vec<AccountName>>,
     /// `AllowGroups`: only members of these groups may log in over SSH.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "values::account_list"
+        deserialize_with = "sshd_values::account_list"
     )]
     pub allow_groups: Option<Vec<AccountName>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,7 +136,7 @@ pub struct SshdListen {
     pub state: SshdListenState,
     /// `IP:port` each (`[v6]:port` for IPv6), every address once; required when enforced.
     #[serde(
-        deserialize_with = "values::listen_list",
+        deserialize_with = "sshd_values::listen_list",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub listen: Vec<ListenAddress>,
