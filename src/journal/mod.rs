@@ -4,6 +4,7 @@
 //! [`confirm`] holds `apply --confirm-within`'s timer and the boot-time catch-up.
 
 pub mod confirm;
+mod object;
 pub mod read;
 pub mod record;
 pub mod revert;

@@ -14,14 +14,16 @@
 
 use std::path::{Path, PathBuf};
 
+mod objects;
+
 use super::read::{control_id, Run};
-use super::record::{image, is_active, is_enabled, unhex, Image, Object};
+use super::record::{image, is_active, is_enabled, Object};
 use crate::controls::UnitAction;
-use crate::controls::{Action, ControlError, FileWrite, Outcome, Plan, Step, Validation};
-use crate::host::fs::{FileSpec, Owner};
+use crate::controls::{Action, ControlError, Outcome, Plan, Step};
 use crate::host::kernel::same_value;
 use crate::host::session::Session;
-use crate::host::{Host, HostError};
+use crate::host::Host;
+use objects::{compare, describe, key, restore_file, set_after, Found};
 
 /// The steps that revert `run`, newest control first; `only` limits them to some controls.
 pub fn steps(run: &Run, only: &[String], force: bool) -> Vec<Box<dyn Step>> {
@@ -78,23 +80,6 @@ pub struct RevertStep {
     force: bool,
 }
 
-/// What identifies an object across records.
-fn key(object: &Object) -> Option<String> {
-    match object {
-        Object::File { path, .. } => Some(format!("file {path}")),
-        Object::UnitFile { unit, .. } => Some(format!("unit-file {unit}")),
-        Object::UnitEnabled { unit, .. } => Some(format!("unit-enabled {unit}")),
-        Object::UnitActive { unit, .. } => Some(format!("unit-active {unit}")),
-        Object::SocketGroup { path, .. } => Some(format!("group {path}")),
-        Object::KernelSetting { path, .. } => Some(format!("kernel {path}")),
-        Object::Reload
-        | Object::UnitReload { .. }
-        | Object::Restart { .. }
-        | Object::AuditRulesLoaded
-        | Object::ModuleUnloaded { .. } => None,
-    }
-}
-
 impl RevertStep {
     fn add(&mut self, object: &Object) {
         match object {
@@ -128,65 +113,6 @@ impl RevertStep {
              (revert --force puts the old state back anyway)",
             self.run
         )
-    }
-}
-
-/// Takes the later record's "after" into the first record of the same object.
-fn set_after(first: &mut Object, later: &Object) {
-    match (first, later) {
-        (Object::File { after, .. }, Object::File { after: a, .. }) => *after = a.clone(),
-        (
-            Object::UnitFile { masked_after, .. },
-            Object::UnitFile {
-                masked_after: a, ..
-            },
-        ) => *masked_after = *a,
-        (
-            Object::UnitEnabled { enabled_after, .. },
-            Object::UnitEnabled {
-                enabled_after: a, ..
-            },
-        ) => *enabled_after = *a,
-        (
-            Object::UnitActive { active_after, .. },
-            Object::UnitActive {
-                active_after: a, ..
-            },
-        ) => *active_after = *a,
-        (Object::SocketGroup { gid_after, .. }, Object::SocketGroup { gid_after: a, .. }) => {
-            *gid_after = *a
-        }
-        (Object::KernelSetting { after, .. }, Object::KernelSetting { after: a, .. }) => {
-            *after = a.clone()
-        }
-        _ => {}
-    }
-}
-
-/// How the comparison of an object came out.
-enum Found {
-    AsBefore,
-    AsLeft,
-    Changed,
-}
-
-fn compare<T: PartialEq>(now: &T, before: &T, after: &T) -> Found {
-    if now == before {
-        Found::AsBefore
-    } else if now == after {
-        Found::AsLeft
-    } else {
-        Found::Changed
-    }
-}
-
-fn describe(image: &Image) -> String {
-    match image {
-        Image::Absent => "absent".into(),
-        Image::Symlink { target } => format!("a link to {target}"),
-        Image::Regular { mode, uid, gid, .. } => {
-            format!("a file (mode {mode:04o}, owner {uid}:{gid}) with other content")
-        }
     }
 }
 
@@ -423,50 +349,4 @@ impl Step for RevertStep {
     fn lockout_risk(&self, _session: &Session) -> Option<String> {
         None
     }
-}
-
-/// The action that puts `before` back at `path`, where `now` is.
-fn restore_file(
-    host: &Host,
-    path: &Path,
-    before: &Image,
-    now: &Image,
-    created_dirs: &[String],
-) -> Result<Action, HostError> {
-    let now_content = match now {
-        Image::Regular { content, .. } => unhex(content),
-        _ => None,
-    };
-    Ok(match before {
-        Image::Absent => Action::RemoveFile {
-            path: path.to_path_buf(),
-            before: now_content,
-            empty_dirs: created_dirs.iter().rev().map(PathBuf::from).collect(),
-        },
-        Image::Symlink { target } => Action::Unit(UnitAction::Link {
-            path: path.to_path_buf(),
-            target: PathBuf::from(target),
-        }),
-        Image::Regular {
-            mode,
-            uid,
-            gid,
-            content,
-        } => Action::WriteFile(FileWrite {
-            path: path.to_path_buf(),
-            spec: FileSpec {
-                content: unhex(content).unwrap_or_default(),
-                mode: *mode,
-                owner: Owner {
-                    uid: *uid,
-                    gid: *gid,
-                },
-                parent_mode: 0o755,
-            },
-            before: now_content,
-            before_meta: host.fs.lstat(path)?,
-            validation: Validation::None,
-            linked: None,
-        }),
-    })
 }
