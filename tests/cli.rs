@@ -758,3 +758,48 @@ fn image_mode_refuses_to_mask_over_a_real_unit_file() {
     );
     assert_eq!(snapshot(r), before);
 }
+
+/// Every example policy in docs/examples is valid, and applying it to the Flatcar-shaped tree
+/// twice leaves nothing to change the second time.
+#[test]
+fn every_example_policy_is_valid_and_its_apply_settles() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+    let mut examples: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 3, "{examples:?}");
+    for example in &examples {
+        let shown = example.display().to_string();
+        let checked = Command::new(BIN)
+            .args(["policy", "check"])
+            .arg(example)
+            .output()
+            .unwrap();
+        assert_eq!(code(&checked), 0, "{shown}: {}", stderr(&checked));
+        let root = fresh_root();
+        let apply = ["apply", "--policy", &shown, "--format", "json"];
+        let first = run_on(root.path(), &apply);
+        assert_eq!(
+            code(&first),
+            0,
+            "{shown}: {}{}",
+            stdout(&first),
+            stderr(&first)
+        );
+        let second = json(&run_on(root.path(), &apply));
+        let changed: Vec<&str> = second["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "changed")
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            changed.is_empty(),
+            "{shown}: the second apply changed {changed:?}"
+        );
+    }
+}
