@@ -154,21 +154,23 @@ impl Host {
     /// Where a host-side program (visudo) lives: inside the root on a live host, on the build
     /// machine's PATH for an image (the image's binaries are not ours to run).
     pub fn program(&self, name: &str) -> Option<PathBuf> {
-        let dirs: Vec<PathBuf> = if self.live {
-            ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-                .iter()
-                .map(PathBuf::from)
-                .collect()
-        } else {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            std::env::split_paths(&path)
-                .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
-                .collect()
-        };
-        dirs.into_iter()
+        if self.live {
+            return system_program(name);
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
     }
+}
+
+/// Where a program of the running system lives: the system's own directories, never PATH.
+pub fn system_program(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 /// One line to the kernel log (`<PRIORITY>text`), where a generator's messages go this early in

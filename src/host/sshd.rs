@@ -128,9 +128,7 @@ pub fn accepted_methods(leader: u32, user: &str) -> Result<Vec<String>, String> 
             matches = vec![format!("_SYSTEMD_UNIT={unit}")];
         }
     }
-    let journalctl = ["/usr/bin/journalctl", "/bin/journalctl"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
+    let journalctl = super::system_program("journalctl")
         .ok_or_else(|| "journalctl is not installed".to_owned())?;
     let mut command = Command::new(journalctl);
     command
