@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::values::shown;
+use super::values::{bounded_u32, shown};
 
 /// An address sshd.socket listens on: `IP:port`, `[IPv6]:port`, the port 1 to 65535. Written
 /// back in the form systemd's `Listen` property shows (`10.0.0.5:22`, `[fd00::5]:22`).
@@ -139,13 +139,10 @@ pub struct SshdCount(pub u32);
 
 impl<'de> Deserialize<'de> for SshdCount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let count = i64::deserialize(d)?;
-        match u32::try_from(count) {
-            Ok(count @ 1..=100) => Ok(SshdCount(count)),
-            _ => Err(serde::de::Error::custom(format!(
-                "{count}: a count between 1 and 100"
-            ))),
-        }
+        bounded_u32(d, 1..=100, |count| {
+            format!("{count}: a count between 1 and 100")
+        })
+        .map(SshdCount)
     }
 }
 
@@ -156,13 +153,12 @@ pub struct SshdSeconds(pub u32);
 
 impl<'de> Deserialize<'de> for SshdSeconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let seconds = i64::deserialize(d)?;
-        match u32::try_from(seconds) {
-            Ok(seconds @ 1..=86400) => Ok(SshdSeconds(seconds)),
-            _ => Err(serde::de::Error::custom(format!(
+        bounded_u32(d, 1..=86400, |seconds| {
+            format!(
                 "{seconds} seconds: between 1 and 86400 (leave the key out to keep sshd's default)"
-            ))),
-        }
+            )
+        })
+        .map(SshdSeconds)
     }
 }
 

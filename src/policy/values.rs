@@ -260,14 +260,24 @@ impl Default for JournalKeep {
 
 impl<'de> Deserialize<'de> for JournalKeep {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let keep = i64::deserialize(d)?;
-        match u32::try_from(keep) {
-            Ok(keep @ 1..=1000) => Ok(JournalKeep(keep)),
-            _ => Err(serde::de::Error::custom(format!(
-                "{keep} runs: keep between 1 and 1000 (revert needs the run it undoes)"
-            ))),
-        }
+        bounded_u32(d, 1..=1000, |keep| {
+            format!("{keep} runs: keep between 1 and 1000 (revert needs the run it undoes)")
+        })
+        .map(JournalKeep)
     }
+}
+
+/// A TOML integer within `range`; anything else is the error `refused` words for the value read.
+pub(super) fn bounded_u32<'de, D: Deserializer<'de>>(
+    d: D,
+    range: std::ops::RangeInclusive<u32>,
+    refused: impl FnOnce(i64) -> String,
+) -> Result<u32, D::Error> {
+    let value = i64::deserialize(d)?;
+    u32::try_from(value)
+        .ok()
+        .filter(|v| range.contains(v))
+        .ok_or_else(|| D::Error::custom(refused(value)))
 }
 
 #[cfg(test)]
