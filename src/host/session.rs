@@ -372,12 +372,19 @@ fn ssh_signal(lineage: &[u32]) -> Option<String> {
         if comm == "sshd" || comm == "sshd-session" {
             return Some(format!("process {pid} ({comm}) is an ancestor"));
         }
-        let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let unit = cgroup
-            .split(['/', '\n'])
-            .find(|part| part.starts_with("sshd@") && part.ends_with(".service"))?;
+        let unit = sshd_unit(pid).ok()??;
         Some(format!("process {pid} runs in {unit}"))
     })
+}
+
+/// The per-connection `sshd@….service` unit in `pid`'s cgroups (socket activation with
+/// `Accept=yes`), if it runs in one; `Err` when `/proc/PID/cgroup` cannot be read.
+pub fn sshd_unit(pid: u32) -> std::io::Result<Option<String>> {
+    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    Ok(cgroup
+        .split(['/', '\n'])
+        .find(|part| part.starts_with("sshd@") && part.ends_with(".service"))
+        .map(str::to_owned))
 }
 
 mod local;

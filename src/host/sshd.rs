@@ -119,15 +119,10 @@ impl Host {
 /// leader (the `sshd` process of that connection), in this boot's journal. With socket
 /// activation sshd logs to its unit's stream, so the unit of the leader is asked too.
 pub fn accepted_methods(leader: u32, user: &str) -> Result<Vec<String>, String> {
-    let mut matches = vec![format!("_PID={leader}")];
-    if let Ok(cgroup) = std::fs::read_to_string(format!("/proc/{leader}/cgroup")) {
-        if let Some(unit) = cgroup
-            .split(['/', '\n'])
-            .find(|part| part.starts_with("sshd@") && part.ends_with(".service"))
-        {
-            matches = vec![format!("_SYSTEMD_UNIT={unit}")];
-        }
-    }
+    let matches = match super::session::sshd_unit(leader) {
+        Ok(Some(unit)) => vec![format!("_SYSTEMD_UNIT={unit}")],
+        _ => vec![format!("_PID={leader}")],
+    };
     let journalctl = super::system_program("journalctl")
         .ok_or_else(|| "journalctl is not installed".to_owned())?;
     let mut command = Command::new(journalctl);

@@ -11,12 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// This host's address of the connection `pid` serves, with how it was found; `Err` says why
 /// it could not be told.
 pub fn of_process(pid: u32) -> Result<(SocketAddr, String), String> {
-    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?;
-    if let Some((unit, address)) = cgroup
-        .split(['/', '\n'])
-        .find_map(|part| Some((part, from_unit_name(part)?)))
-    {
+    let unit = super::sshd_unit(pid).map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?;
+    if let Some((address, unit)) = unit.and_then(|u| Some((from_unit_name(&u)?, u))) {
         return Ok((address, format!("process {pid} runs in {unit}")));
     }
     let inodes = socket_inodes(pid)?;
